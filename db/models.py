@@ -1,0 +1,134 @@
+"""Tables. Results belong to image *content* (sha256), paths point at content: a file
+copied to two places is labelled once, and a file whose bytes change gets new results."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from facelabel.artifact import ATTRIBUTES  # noqa: F401  (re-exported for queries)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class ModelVersion(Base):
+    """A model artifact that produced results; its metadata JSON is copied in."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    backbone: Mapped[str] = mapped_column(String(100))
+    input_size: Mapped[int] = mapped_column(Integer)
+    thresholds: Mapped[dict[str, Any]]
+    metrics: Mapped[dict[str, Any]]
+    meta: Mapped[dict[str, Any]]
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Job(Base):
+    """One `label` or `enqueue` run over some roots."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), default="scanning")
+    roots: Mapped[list[Any]]
+    options: Mapped[dict[str, Any]]
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    scanned_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Image(Base):
+    """Decoded image content, identified by the sha256 of its bytes."""
+
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+
+
+class File(Base):
+    """An absolute path and the content it held when last read."""
+
+    __tablename__ = "files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id"), index=True)
+    read_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class JobItem(Base):
+    """A file's state within a job: pending, done or failed (with the reason)."""
+
+    __tablename__ = "job_items"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id"), primary_key=True, index=True)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    reason: Mapped[str | None] = mapped_column(Text)
+    faces: Mapped[int | None] = mapped_column(Integer)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_job_items_job_status", "job_id", "status"),)
+
+
+class Result(Base):
+    """One face of one image as seen by one model version."""
+
+    __tablename__ = "results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    face: Mapped[int] = mapped_column(Integer)
+    box_x: Mapped[int] = mapped_column(Integer)
+    box_y: Mapped[int] = mapped_column(Integer)
+    box_w: Mapped[int] = mapped_column(Integer)
+    box_h: Mapped[int] = mapped_column(Integer)
+    p_eyeglasses: Mapped[float] = mapped_column(Float)
+    p_beard: Mapped[float] = mapped_column(Float)
+    p_mustache: Mapped[float] = mapped_column(Float)
+    p_hat: Mapped[float] = mapped_column(Float)
+    eyeglasses: Mapped[bool] = mapped_column(Boolean)
+    beard: Mapped[bool] = mapped_column(Boolean)
+    mustache: Mapped[bool] = mapped_column(Boolean)
+    hat: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    __table_args__ = (
+        UniqueConstraint("image_id", "model_version_id", "face", name="uq_results_face"),
+    )

@@ -1,0 +1,208 @@
+"""Read-side queries behind ``query``, ``stats``, ``jobs``, ``job`` and ``failures``."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterator, Sequence
+
+from sqlalchemy import Select, and_, case, func, literal, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from db.models import ATTRIBUTES, File, Job, JobItem, ModelVersion, Result
+
+FACE_COLUMNS = (
+    "path", "face", "box_x", "box_y", "box_w", "box_h",
+    *ATTRIBUTES,
+    *(f"p_{a}" for a in ATTRIBUTES),
+    "model_version",
+)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class JobCounts:
+    images: int
+    done: int
+    failed: int
+    pending: int
+    faces: int
+
+
+def job_counts(session: Session, job_id: int) -> JobCounts:
+    row = session.execute(
+        select(
+            func.count(),
+            func.count().filter(JobItem.status == "done"),
+            func.count().filter(JobItem.status == "failed"),
+            func.count().filter(JobItem.status == "pending"),
+            func.coalesce(func.sum(JobItem.faces), 0),
+        ).where(JobItem.job_id == job_id)
+    ).one()
+    return JobCounts(*row)
+
+
+def list_jobs(session: Session, limit: int | None = None) -> Iterator[dict[str, Any]]:
+    """Jobs, newest first, with their progress counts."""
+    counts = (
+        select(
+            JobItem.job_id,
+            func.count().label("images"),
+            func.count().filter(JobItem.status == "done").label("done"),
+            func.count().filter(JobItem.status == "failed").label("failed"),
+            func.coalesce(func.sum(JobItem.faces), 0).label("faces"),
+        )
+        .group_by(JobItem.job_id)
+        .subquery()
+    )
+    statement = (
+        select(Job, ModelVersion.name, counts)
+        .join(ModelVersion, ModelVersion.id == Job.model_version_id)
+        .outerjoin(counts, counts.c.job_id == Job.id)
+        .order_by(Job.id.desc())
+        .limit(limit)
+    )
+    for job, model_name, *row in session.execute(statement):
+        _, images, done, failed, faces = row
+        yield job_row(job, model_name, images or 0, done or 0, failed or 0, faces or 0)
+
+
+def job_row(job: Job, model_name: str, images: int, done: int, failed: int, faces: int) -> dict:
+    return {
+        "id": job.id,
+        "status": job.status,
+        "created": job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        "images": images,
+        "done": done,
+        "failed": failed,
+        "skipped": job.skipped,
+        "faces": faces,
+        "model_version": model_name,
+        "roots": " ".join(job.roots),
+    }
+
+
+def get_job(session: Session, job_id: int) -> dict[str, Any] | None:
+    job = session.get(Job, job_id)
+    if job is None:
+        return None
+    counts = job_counts(session, job_id)
+    model_name = session.get(ModelVersion, job.model_version_id).name
+    row = job_row(job, model_name, counts.images, counts.done, counts.failed, counts.faces)
+    row.update(
+        pending=counts.pending,
+        aligned=job.options.get("aligned"),
+        finished=job.finished_at.strftime("%Y-%m-%d %H:%M:%S") if job.finished_at else None,
+    )
+    return row
+
+
+def failures(session: Session, job_id: int | None = None) -> Iterator[dict[str, Any]]:
+    statement = (
+        select(JobItem.job_id, File.path, JobItem.reason)
+        .join(File, File.id == JobItem.file_id)
+        .where(JobItem.status == "failed")
+        .order_by(JobItem.job_id, File.path)
+    )
+    if job_id is not None:
+        statement = statement.where(JobItem.job_id == job_id)
+    for job, path, reason in session.execute(statement):
+        yield {"job": job, "path": path, "reason": reason}
+
+
+def pending_paths(session: Session, job_id: int, limit: int) -> list[str]:
+    statement = (
+        select(File.path)
+        .join(JobItem, JobItem.file_id == File.id)
+        .where(JobItem.job_id == job_id, JobItem.status == "pending")
+        .order_by(JobItem.file_id)
+        .limit(limit)
+    )
+    return list(session.scalars(statement))
+
+
+def _current_results(job_id: int | None) -> Select:
+    """Each face of each file's current content, as seen by the newest model version that
+    labelled it (or, for ``job_id``, by the job's model version)."""
+    statement = select(File, Result).join(Result, Result.image_id == File.image_id)
+    if job_id is not None:
+        job_model = select(Job.model_version_id).where(Job.id == job_id).scalar_subquery()
+        in_job = select(JobItem.file_id).where(JobItem.job_id == job_id)
+        return statement.where(Result.model_version_id == job_model, File.id.in_(in_job))
+    newer = aliased(Result)
+    newest = ~(
+        select(literal(1))
+        .where(newer.image_id == Result.image_id, newer.model_version_id > Result.model_version_id)
+        .exists()
+    )
+    return statement.where(newest)
+
+
+def query_faces(
+    session: Session,
+    *,
+    has: Sequence[str] = (),
+    lacks: Sequence[str] = (),
+    job_id: int | None = None,
+    path_glob: str | None = None,
+    min_prob: float | None = None,
+    limit: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """One dict per face, in ``FACE_COLUMNS`` order, ordered by path then face."""
+    base = _current_results(job_id).subquery()
+    r = aliased(Result, base)
+    f = aliased(File, base)
+    conditions = [getattr(r, a).is_(True) for a in has]
+    conditions += [getattr(r, a).is_(False) for a in lacks]
+    if min_prob is not None:
+        probs = [getattr(r, f"p_{a}") for a in (has or ATTRIBUTES)]
+        conditions.append(and_(*(p >= min_prob for p in probs)) if has else or_(*(p >= min_prob for p in probs)))
+    if path_glob:
+        conditions.append(f.path.like(glob_to_like(path_glob), escape="\\"))
+    statement = (
+        select(f.path, r, ModelVersion.name)
+        .join(ModelVersion, ModelVersion.id == r.model_version_id)
+        .where(*conditions)
+        .order_by(f.path, r.face)
+        .limit(limit)
+    )
+    for path, result, model_name in session.execute(statement.execution_options(yield_per=1000)):
+        yield face_row(path, result, model_name)
+
+
+def face_row(path: str, result: Result, model_name: str) -> dict[str, Any]:
+    row: dict[str, Any] = {"path": path, "face": result.face}
+    row.update(box_x=result.box_x, box_y=result.box_y, box_w=result.box_w, box_h=result.box_h)
+    for attribute in ATTRIBUTES:
+        row[attribute] = int(getattr(result, attribute))
+    for attribute in ATTRIBUTES:
+        row[f"p_{attribute}"] = round(getattr(result, f"p_{attribute}"), 4)
+    row["model_version"] = model_name
+    return row
+
+
+def stats(session: Session, job_id: int | None = None) -> dict[str, int]:
+    """Faces per attribute over current results, plus images, faces, failures, skipped."""
+    base = _current_results(job_id).subquery()
+    r = aliased(Result, base)
+    row = session.execute(
+        select(
+            func.count(),
+            *(func.coalesce(func.sum(case((getattr(r, a).is_(True), 1), else_=0)), 0) for a in ATTRIBUTES),
+        )
+    ).one()
+    images = select(func.count()).select_from(File).where(File.image_id.is_not(None))
+    failed = select(func.count()).select_from(JobItem).where(JobItem.status == "failed")
+    skipped = select(func.coalesce(func.sum(Job.skipped), 0))
+    if job_id is not None:
+        images = select(func.count()).where(JobItem.job_id == job_id, JobItem.status == "done")
+        failed = failed.where(JobItem.job_id == job_id)
+        skipped = skipped.where(Job.id == job_id)
+    result = {"images": session.scalar(images), "faces": row[0]}
+    result.update(zip(ATTRIBUTES, row[1:]))
+    result.update(failures=session.scalar(failed), skipped=session.scalar(skipped))
+    return result
+
+
+def glob_to_like(pattern: str) -> str:
+    """``*`` and ``?`` of a shell glob as a LIKE pattern (``*`` also matches ``/``)."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")

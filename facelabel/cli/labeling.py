@@ -1,0 +1,199 @@
+"""Running jobs: ``label`` (embedded), ``enqueue`` (Redis), ``worker``, ``migrate``."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from facelabel.artifact import ArtifactError
+from facelabel.cli.common import sessions_for
+
+PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True), metavar="PATH...")
+ALIGNED = click.option("--aligned", is_flag=True, help="Each image is one aligned face (CelebA-style crop): no detection.")
+BATCH_SIZE = click.option("--batch-size", type=click.IntRange(1, 4096), metavar="N", help="Faces per forward pass (default FACELABEL_BATCH_SIZE or 32).")
+
+stderr = Console(stderr=True)
+
+
+def _require_aligned(aligned: bool) -> None:
+    if not aligned:
+        raise click.UsageError(
+            "face detection is not available in this version: pass --aligned "
+            "(each image is then treated as one aligned face)"
+        )
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+    )
+
+
+def _submit(settings, paths, aligned, batch_size, model, send, on_job=lambda job_id: None):
+    from worker.reading import ReadError
+    from worker.submit import submit_job
+
+    sessions = sessions_for(settings)
+    try:
+        return sessions, *submit_job(
+            sessions, paths, settings=settings, aligned=aligned, batch_size=batch_size,
+            model=model, send=send, on_job=on_job,
+        )
+    except (ArtifactError, ReadError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.command()
+@PATHS
+@ALIGNED
+@click.option("--model", metavar="M", help="Model directory or registered version (default: FACELABEL_MODEL, the active version, else the bundled model).")
+@BATCH_SIZE
+@click.pass_obj
+def label(settings, paths, aligned, model, batch_size):
+    """Label images here and now: no Redis, no workers (SQLite by default).
+
+    \b
+    facelabel label ~/photos --aligned
+    """
+    from db.queries import job_counts, pending_paths
+    from worker.labeling import label_chunk
+
+    _require_aligned(aligned)
+    with stderr.status("scanning…"):
+        sessions, job_id, counts = _submit(settings, paths, aligned, batch_size, model, send=lambda *_: None)
+    with stderr.status("loading the model…"):
+        _load_model(sessions, job_id)
+    started = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task(f"job {job_id}", total=counts.images, rate="")
+        while True:
+            with sessions() as session:
+                chunk = pending_paths(session, job_id, settings.chunk_size)
+            if not chunk:
+                break
+            label_chunk(sessions, job_id, chunk, settings=settings)
+            done = progress.tasks[0].completed + len(chunk)
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            progress.update(task, completed=done, rate=f"{rate:,.0f} img/s")
+    elapsed = time.perf_counter() - started
+    with sessions() as session:
+        totals = job_counts(session, job_id)
+    click.echo(
+        f"job {job_id}: {totals.images} images, {totals.faces} faces, {totals.failed} failures, "
+        f"{counts.skipped} skipped (not images) in {elapsed:.1f} s "
+        f"({totals.images / max(elapsed, 1e-9):,.1f} images/s)"
+    )
+    if totals.failed:
+        click.echo(f"see: facelabel failures --job {job_id}")
+    click.echo(f"results: facelabel query --job {job_id}")
+
+
+def _load_model(sessions, job_id: int) -> None:
+    from db.models import Job, ModelVersion
+    from worker.classifier import get_classifier
+
+    with sessions() as session:
+        version = session.get(ModelVersion, session.get(Job, job_id).model_version_id)
+    try:
+        get_classifier(version.path)
+    except (ArtifactError, OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot load model {version.name}: {exc}") from None
+
+
+@click.command()
+@PATHS
+@ALIGNED
+@click.option("--wait", is_flag=True, help="Follow the job with a progress bar until it completes.")
+@BATCH_SIZE
+@click.option("--model", metavar="M", help="Model directory or registered version.")
+@click.pass_obj
+def enqueue(settings, paths, aligned, wait, batch_size, model):
+    """Register a job and send its chunks to the workers through Redis; prints the job id.
+
+    \b
+    facelabel enqueue ~/photos --aligned --wait
+    """
+    from kombu.utils.url import maybe_sanitize_url
+
+    from worker.celery_app import app
+    from worker.tasks import label_chunk_task
+
+    _require_aligned(aligned)
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=5)
+    except Exception as exc:
+        raise click.ClickException(f"cannot reach the broker at {maybe_sanitize_url(settings.broker_url)}: {exc}") from None
+
+    def send(job_id: int, chunk: list[str]) -> None:
+        label_chunk_task.apply_async(args=(job_id, chunk))
+
+    sessions, job_id, counts = _submit(settings, paths, aligned, batch_size, model, send)
+    click.echo(job_id)
+    stderr.print(f"job {job_id}: {counts.images} images queued, {counts.skipped} skipped (not images)")
+    if wait:
+        _follow(sessions, job_id, counts.images, app)
+
+
+def _follow(sessions, job_id: int, total: int, app) -> None:
+    from db.models import Job
+    from db.queries import job_counts
+
+    if not app.control.ping(timeout=1.0):
+        stderr.print("no worker answered: start one with `facelabel worker`")
+    started = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task(f"job {job_id}", total=total, rate="")
+        while True:
+            with sessions() as session:
+                counts = job_counts(session, job_id)
+                status = session.get(Job, job_id).status
+            rate = (counts.done + counts.failed) / max(time.perf_counter() - started, 1e-9)
+            progress.update(task, completed=counts.done + counts.failed, rate=f"{rate:,.0f} img/s")
+            if status == "complete":
+                break
+            time.sleep(0.5)
+    click.echo(f"job {job_id}: complete: {counts.done} images, {counts.faces} faces, {counts.failed} failures")
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes (one per GPU).")
+@click.option("--queues", "-Q", default="label", show_default=True, help="Queues to consume.")
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def worker(settings, concurrency, queues, loglevel, celery_args):
+    """A Celery worker (same as ``celery -A worker worker -Q label``); extra
+    arguments go to Celery.
+
+    \b
+    facelabel worker --concurrency 1 --hostname gpu0@%h
+    """
+    os.environ["FACELABEL_DB_URL"] = settings.db_url  # honour --db in the worker's settings
+    from facelabel.settings import get_settings
+
+    get_settings.cache_clear()
+    from worker.celery_app import app
+
+    app.worker_main(["worker", "-Q", queues, "--concurrency", str(concurrency), "--loglevel", loglevel, *celery_args])
+
+
+@click.command()
+@click.pass_obj
+def migrate(settings):
+    """Create or upgrade the database schema (also done on first use)."""
+    sessions_for(settings)
+    click.echo("database is at the latest schema")
+
+
+COMMANDS = (label, enqueue, worker, migrate)

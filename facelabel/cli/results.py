@@ -1,0 +1,105 @@
+"""Reading results back: ``query``, ``stats``, ``jobs``, ``job``, ``failures``.
+
+None of these import TensorFlow."""
+
+from __future__ import annotations
+
+import click
+
+from db import queries
+from db.models import ATTRIBUTES
+from facelabel.cli.common import check_job, job_option, sessions_for
+from facelabel.cli.output import emit_mapping, emit_rows, format_option
+
+JOB_COLUMNS = ("id", "status", "created", "images", "done", "failed", "skipped", "faces", "model_version", "roots")
+
+
+@click.command()
+@click.option("--has", multiple=True, type=click.Choice(ATTRIBUTES), help="Face shows this (repeatable).")
+@click.option("--not", "lacks", multiple=True, type=click.Choice(ATTRIBUTES), help="Face does not show this (repeatable).")
+@job_option("Only faces of images in this job, as that job's model saw them.")
+@click.option("--path", "path_glob", metavar="GLOB", help="Absolute path matches GLOB (* also matches /).")
+@click.option(
+    "--min-prob",
+    type=click.FloatRange(0, 1),
+    metavar="P",
+    help="Each --has attribute has probability >= P (without --has: any attribute does).",
+)
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N rows.")
+@format_option()
+@click.pass_obj
+def query(settings, has, lacks, job_id, path_glob, min_prob, limit, fmt):
+    """One row per face, ordered by path and face (0 = largest).
+
+    \b
+    facelabel query --has eyeglasses --not hat --format csv
+    facelabel query --path '*/holiday/*' --min-prob 0.9 --has beard
+    """
+    both = set(has) & set(lacks)
+    if both:
+        raise click.UsageError(f"--has and --not both name {', '.join(sorted(both))}")
+    sessions = sessions_for(settings)
+    check_job(sessions, job_id)
+    with sessions() as session:
+        rows = queries.query_faces(
+            session, has=has, lacks=lacks, job_id=job_id, path_glob=path_glob, min_prob=min_prob, limit=limit
+        )
+        emit_rows(rows, queries.FACE_COLUMNS, fmt)
+
+
+@click.command()
+@job_option()
+@format_option()
+@click.pass_obj
+def stats(settings, job_id, fmt):
+    """Counts: images, faces, faces per attribute, failures, skipped files.
+
+    \b
+    facelabel stats --job 3
+    """
+    sessions = sessions_for(settings)
+    check_job(sessions, job_id)
+    with sessions() as session:
+        emit_mapping(queries.stats(session, job_id), fmt)
+
+
+@click.command()
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Only the newest N jobs.")
+@format_option()
+@click.pass_obj
+def jobs(settings, limit, fmt):
+    """Jobs, newest first, with progress counts."""
+    with sessions_for(settings)() as session:
+        emit_rows(queries.list_jobs(session, limit), JOB_COLUMNS, fmt)
+
+
+@click.command()
+@click.argument("job_id", type=int, metavar="ID")
+@format_option()
+@click.pass_obj
+def job(settings, job_id, fmt):
+    """One job in detail."""
+    with sessions_for(settings)() as session:
+        row = queries.get_job(session, job_id)
+    if row is None:
+        raise click.ClickException(f"no job {job_id}")
+    emit_mapping(row, fmt)
+
+
+@click.command()
+@job_option()
+@format_option()
+@click.pass_obj
+def failures(settings, job_id, fmt):
+    """Files that could not be labelled, with the reason.
+
+    \b
+    facelabel failures --job 3 --format csv
+    """
+    sessions = sessions_for(settings)
+    check_job(sessions, job_id)
+    with sessions() as session:
+        emit_rows(queries.failures(session, job_id), ("path", "reason", "job"), fmt)
+
+
+COMMANDS = (query, stats, jobs, job, failures)

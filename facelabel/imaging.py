@@ -1,0 +1,144 @@
+"""Image decoding and face cropping: the one place where trainer and worker turn bytes into
+model pixels, so training and inference see the same crops."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp"}
+)
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
+
+
+class ImageError(Exception):
+    """A file that cannot be used as an image; ``str()`` is the reason shown to users."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Box:
+    """A face box in pixels of the upright (EXIF-rotated) image."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @property
+    def area(self) -> int:
+        return self.w * self.h
+
+
+@dataclasses.dataclass(frozen=True)
+class Decoded:
+    """An upright RGB image (perhaps decoded at reduced scale) and the file's upright size."""
+
+    image: Image.Image
+    width: int
+    height: int
+
+
+def decode_image(data: bytes, *, max_pixels: int, draft_size: int | None = None) -> Decoded:
+    """Decode ``data`` into an upright 8-bit RGB image.
+
+    Applies EXIF orientation, takes the first frame of animations, composites transparency on
+    white and maps every mode (grayscale, palette, CMYK, 16-bit, float) to RGB. ``draft_size``
+    lets JPEG decoding scale down by DCT while keeping both sides at least that large.
+    Raises ImageError with a plain reason for anything that is not a usable image.
+    """
+    if not data:
+        raise ImageError("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageError(_too_large(width, height, max_pixels))
+            if draft_size and image.format == "JPEG":
+                image.draft("RGB", _draft_target(width, height, draft_size))
+            image.load()
+            decoded_size = image.size
+            image = ImageOps.exif_transpose(image)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"image too large: {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageError(_unrecognised(data)) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"corrupt or truncated image data ({exc})") from None
+    if min(image.size) < 1:
+        raise ImageError("image has no pixels")
+    if image.size != decoded_size:  # rotated a quarter turn by its EXIF orientation
+        width, height = height, width
+    return Decoded(_to_rgb(image), width, height)
+
+
+def crop_face(decoded: Decoded, box: Box, size: int) -> np.ndarray:
+    """The model's view of one face: ``box`` (in file pixels) resized to size×size.
+
+    Parts of the box outside the image are filled with black. Returns uint8 HWC RGB.
+    """
+    image = decoded.image
+    if (box.x, box.y, box.w, box.h) != (0, 0, decoded.width, decoded.height):
+        sx, sy = image.width / decoded.width, image.height / decoded.height
+        image = image.crop(
+            (round(box.x * sx), round(box.y * sy), round((box.x + box.w) * sx), round((box.y + box.h) * sy))
+        )
+    resized = image.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def whole_image(decoded: Decoded) -> Box:
+    """The box of an aligned face: the whole image."""
+    return Box(0, 0, decoded.width, decoded.height)
+
+
+def is_image_name(name: str) -> bool:
+    """Whether a file name carries one of the image extensions facelabel reads."""
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in IMAGE_EXTENSIONS
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    mode = image.mode
+    if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
+        pixels = np.asarray(image, dtype=np.float64)
+        if mode in _SIXTEEN_BIT_MODES or (mode == "I" and pixels.max(initial=0) > 255):
+            pixels = pixels / 257.0
+        image = Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8), "L")
+        mode = "L"
+    if mode == "P":
+        mode = "RGBA" if "transparency" in image.info else "RGB"
+        image = image.convert(mode)
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image if mode == "RGB" else image.convert("RGB")
+
+
+def _draft_target(width: int, height: int, size: int) -> tuple[int, int]:
+    scale = size / min(width, height)
+    return max(size, int(width * scale)), max(size, int(height * scale))
+
+
+def _too_large(width: int, height: int, limit: int) -> str:
+    return f"image too large: {width}×{height} pixels (limit {limit / 1e6:g} megapixels)"
+
+
+def _unrecognised(data: bytes) -> str:
+    head = data[:512]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not an image: unrecognised file format"
+    if text.lstrip().lower().startswith(("<!doctype html", "<html")):
+        return "not an image: the file holds HTML"
+    if all(c.isprintable() or c.isspace() for c in text):
+        return "not an image: the file holds text"
+    return "not an image: unrecognised file format"

@@ -1,0 +1,71 @@
+"""One settings object, read from ``FACELABEL_*`` environment variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+REPO_MODELS_DIR = PACKAGE_ROOT.parent / "models"
+BUNDLED_MODEL = REPO_MODELS_DIR / "default"
+
+
+class SettingsError(ValueError):
+    """A ``FACELABEL_*`` variable holds a value facelabel cannot use."""
+
+
+def _int(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    db_url: str = "sqlite:///facelabel.db"
+    broker_url: str = "redis://localhost:6379/0"
+    model: str | None = None
+    data_roots: tuple[Path, ...] = ()
+    batch_size: int = 32
+    chunk_size: int = 64
+    decode_threads: int = 2
+    max_image_pixels: int = 100_000_000
+    max_file_bytes: int = 200_000_000
+    visibility_timeout: int = 3600
+    celeba_dir: Path | None = None
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        env = os.environ.get
+        roots = tuple(
+            Path(p).resolve() for p in env("FACELABEL_DATA_ROOTS", "").split(":") if p
+        )
+        celeba = env("FACELABEL_CELEBA_DIR")
+        return cls(
+            db_url=env("FACELABEL_DB_URL") or cls.db_url,
+            broker_url=env("FACELABEL_BROKER_URL") or cls.broker_url,
+            model=env("FACELABEL_MODEL") or None,
+            data_roots=roots,
+            batch_size=_int("FACELABEL_BATCH_SIZE", cls.batch_size),
+            chunk_size=_int("FACELABEL_CHUNK_SIZE", cls.chunk_size),
+            decode_threads=_int("FACELABEL_DECODE_THREADS", cls.decode_threads),
+            max_image_pixels=_int("FACELABEL_MAX_IMAGE_PIXELS", cls.max_image_pixels),
+            max_file_bytes=_int("FACELABEL_MAX_FILE_BYTES", cls.max_file_bytes),
+            visibility_timeout=_int("FACELABEL_VISIBILITY_TIMEOUT", cls.visibility_timeout),
+            celeba_dir=Path(celeba) if celeba else None,
+        )
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings.from_env()

@@ -1,0 +1,41 @@
+"""The Celery application: JSON only, late acks, one message in flight per worker process."""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from facelabel.settings import get_settings
+
+LABEL_QUEUE = "label"
+TRAIN_QUEUE = "train"
+
+
+def make_app() -> Celery:
+    settings = get_settings()
+    app = Celery("facelabel", broker=settings.broker_url, include=["worker.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=(Queue(LABEL_QUEUE), Queue(TRAIN_QUEUE)),
+        task_default_queue=LABEL_QUEUE,
+        task_routes={"facelabel.label_chunk": {"queue": LABEL_QUEUE}},
+        # An unacknowledged chunk goes back to the queue this long after delivery: longer
+        # than the slowest chunk takes, or chunks run twice (harmless, only wasteful).
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        # TensorFlow start-up and a model load take longer than Celery's default 4 s.
+        worker_proc_alive_timeout=120,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+    )
+    return app
+
+
+app = make_app()

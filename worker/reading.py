@@ -1,0 +1,66 @@
+"""Reading image files for a job: only inside the roots the job names, with plain reasons."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import Sequence
+
+
+class ReadError(Exception):
+    """A path the worker will not or cannot read; ``str()`` is the reason shown to users."""
+
+
+def inside(path: str, roots: Sequence[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+def read_confined(
+    path: str, roots: Sequence[str], *, max_bytes: int, data_roots: Sequence[Path] = ()
+) -> bytes:
+    """The bytes of ``path`` after resolving every symlink, refused outside ``roots`` (and
+    outside ``data_roots``, the worker's own limit, when it has one)."""
+    real = os.path.realpath(path)
+    if not inside(real, roots):
+        raise ReadError(f"refused: {path} resolves to {real}, outside the job's roots")
+    if data_roots and not inside(real, [str(r) for r in data_roots]):
+        raise ReadError(f"refused: {real} is outside this worker's FACELABEL_DATA_ROOTS")
+    try:
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ReadError(_os_reason(exc)) from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if stat.S_ISDIR(info.st_mode):
+            raise ReadError("not a file: it is a directory")
+        if not stat.S_ISREG(info.st_mode):
+            raise ReadError("not a regular file")
+        if info.st_size > max_bytes:
+            raise ReadError(f"file too large: {info.st_size} bytes (limit {max_bytes})")
+        try:
+            return handle.read(max_bytes + 1)
+        except OSError as exc:
+            raise ReadError(_os_reason(exc)) from None
+
+
+def job_roots(paths: Sequence[str | Path], data_roots: Sequence[Path] = ()) -> list[str]:
+    """The resolved roots a job over ``paths`` may read, checked against ``data_roots``."""
+    roots = [os.path.realpath(p) for p in paths]
+    allowed = [str(r) for r in data_roots]
+    if allowed:
+        outside = [r for r in roots if not inside(r, allowed)]
+        if outside:
+            raise ReadError(f"{outside[0]} is outside FACELABEL_DATA_ROOTS ({':'.join(allowed)})")
+    return roots
+
+
+def _os_reason(exc: OSError) -> str:
+    reasons = {
+        errno.ENOENT: "file not found",
+        errno.EACCES: "permission denied",
+        errno.EISDIR: "not a file: it is a directory",
+        errno.ELOOP: "symlink loop",
+    }
+    return reasons.get(exc.errno, f"cannot read file: {exc.strerror or exc}")

@@ -1,0 +1,95 @@
+"""Turn folders into a job: scan as a stream, register each chunk, then hand it on.
+
+The same code feeds Redis (``enqueue``) and the in-process loop (``label``); a chunk is
+handed on only after the transaction that registers it has committed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from itertools import islice
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.jobs import add_files, create_job, finish_if_done, mark_scanned
+from db.registry import resolve_model
+from facelabel.imaging import is_image_name
+from facelabel.settings import Settings
+from worker.reading import job_roots
+
+
+@dataclasses.dataclass
+class ScanCounts:
+    images: int = 0
+    skipped: int = 0
+
+
+def scan(roots: Sequence[str], counts: ScanCounts) -> Iterator[str]:
+    """Absolute paths of image files under ``roots``, yielded as they are found.
+
+    A root that is a file is taken whatever its extension. Under a directory, files without
+    an image extension are counted in ``counts.skipped``; directory symlinks are not
+    followed (no loops); file symlinks are yielded and checked by the reader.
+    """
+    for root in roots:
+        if not os.path.isdir(root):
+            counts.images += 1
+            yield root
+            continue
+        stack = [root]
+        while stack:
+            directory = stack.pop()
+            try:
+                entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            except OSError:
+                continue
+            subdirectories = []
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirectories.append(entry.path)
+                elif is_image_name(entry.name):
+                    counts.images += 1
+                    yield entry.path
+                else:
+                    counts.skipped += 1
+            stack.extend(reversed(subdirectories))
+
+
+def submit_job(
+    sessions: sessionmaker[Session],
+    paths: Sequence[str | Path],
+    *,
+    settings: Settings,
+    aligned: bool,
+    batch_size: int | None,
+    model: str | None,
+    send: Callable[[int, list[str]], None],
+    on_job: Callable[[int], None] = lambda job_id: None,
+) -> tuple[int, ScanCounts]:
+    """Create a job over ``paths`` and hand each registered chunk to ``send(job_id, chunk)``."""
+    absolute = [os.path.abspath(os.path.expanduser(p)) for p in paths]
+    roots = job_roots(absolute, settings.data_roots)
+    with sessions.begin() as session:
+        version = resolve_model(session, model or settings.model)
+        job = create_job(
+            session,
+            roots=roots,
+            options={"aligned": aligned, "batch_size": batch_size, "paths": absolute},
+            model_version_id=version.id,
+        )
+        job_id = job.id
+    on_job(job_id)
+    counts = ScanCounts()
+    found = scan(absolute, counts)
+    while chunk := list(islice(found, settings.chunk_size)):
+        with sessions.begin() as session:
+            add_files(session, job_id, chunk)
+        send(job_id, chunk)
+    with sessions.begin() as session:
+        mark_scanned(session, job_id, skipped=counts.skipped)
+    with sessions.begin() as session:
+        finish_if_done(session, job_id)
+    return job_id, counts

@@ -1,0 +1,51 @@
+"""Celery tasks. They take ids and paths, re-read state from the database, and are
+idempotent, so a redelivered message is harmless."""
+
+from __future__ import annotations
+
+import logging
+
+from celery.signals import worker_process_init
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from db.engine import open_database
+from facelabel.settings import get_settings
+from worker.celery_app import app
+from worker.labeling import UnknownJob, label_chunk
+
+log = logging.getLogger(__name__)
+
+
+@app.task(
+    name="facelabel.label_chunk",
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=120,
+    max_retries=12,
+)
+def label_chunk_task(job_id: int, paths: list[str]) -> dict:
+    """Label a chunk of image paths for a job; database hiccups retry with backoff."""
+    settings = get_settings()
+    try:
+        summary = label_chunk(open_database(settings.db_url), job_id, paths, settings=settings)
+    except UnknownJob as exc:
+        log.error("%s: dropping a chunk of %d paths", exc, len(paths))
+        return {"error": str(exc)}
+    return {"done": summary.done, "failed": summary.failed, "faces": summary.faces}
+
+
+@worker_process_init.connect
+def load_default_model(**_kwargs) -> None:
+    """Load TensorFlow and the default model in each child after fork, not in the parent
+    (TensorFlow initialised before fork hangs the children)."""
+    from db.registry import resolve_model
+    from worker.classifier import get_classifier
+
+    settings = get_settings()
+    try:
+        sessions = open_database(settings.db_url)
+        with sessions.begin() as session:
+            path = resolve_model(session, settings.model).path
+        get_classifier(path)
+    except Exception:  # the first chunk loads what it needs and reports properly
+        log.exception("could not preload the default model")
