@@ -40,7 +40,7 @@ class Settings:
     decode_threads: int = 2
     max_image_pixels: int = 100_000_000
     max_file_bytes: int = 200_000_000
-    visibility_timeout: int = 3600
+    visibility_timeout: int = 900
     celeba_dir: Path | None = None
 
     @classmethod

@@ -27,7 +27,12 @@ def make_app() -> Celery:
         task_routes={"facelabel.label_chunk": {"queue": LABEL_QUEUE}},
         # An unacknowledged chunk goes back to the queue this long after delivery: longer
         # than the slowest chunk takes, or chunks run twice (harmless, only wasteful).
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        # Abandoned messages are looked for every 10 s (kombu's default is every 100 s).
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
+        },
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         # TensorFlow start-up and a model load take longer than Celery's default 4 s.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import sys
 from typing import Any, Iterable, Sequence
 
 import click
@@ -25,7 +26,7 @@ def format_option(default: str = "table"):
 
 def emit_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str) -> int:
     """Write ``rows`` (dicts keyed by ``columns``) to stdout as ``fmt``; returns the count."""
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     count = 0
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
