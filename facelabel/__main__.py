@@ -1,0 +1,3 @@
+from facelabel.cli import main
+
+main()

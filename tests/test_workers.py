@@ -1,0 +1,103 @@
+"""Distributed mode against the real Redis and PostgreSQL: enqueue → Celery worker
+processes → results in SQL, including a worker killed with SIGKILL mid-job."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from db.models import Job, JobItem, Result
+from tests import images
+from tests.processes import WorkerProcess, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def stack_env(pg_url, redis_url, tmp_path):
+    return {
+        "FACELABEL_DB_URL": pg_url,
+        "FACELABEL_BROKER_URL": redis_url,
+        "FACELABEL_CHUNK_SIZE": "16",
+        "FACELABEL_VISIBILITY_TIMEOUT": "4",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+
+
+@pytest.fixture
+def workers(tmp_path, stack_env):
+    started = []
+
+    def start(name):
+        worker = WorkerProcess(name, stack_env, tmp_path / f"{name}.log")
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def facelabel(env, *args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "facelabel", *args],
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def test_enqueue_wait_labels_a_folder_through_a_worker(tmp_path, stack_env, workers):
+    images.folder_of_images(tmp_path / "photos", 40)
+    (tmp_path / "photos" / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    workers("w1")
+    result = facelabel(stack_env, "enqueue", str(tmp_path / "photos"), "--aligned", "--wait")
+    assert result.returncode == 0, result.stderr
+    job_id = int(result.stdout.splitlines()[0])
+    assert "complete: 40 images, 40 faces, 1 failures" in result.stdout
+    rows = facelabel(stack_env, "query", "--job", str(job_id), "--format", "csv").stdout.splitlines()
+    assert len(rows) == 41  # header + one face per image
+    failures = facelabel(stack_env, "failures", "--job", str(job_id), "--format", "csv").stdout
+    assert "broken.jpg" in failures and "not an image" in failures
+
+
+def test_worker_killed_mid_job_loses_and_duplicates_nothing(tmp_path, stack_env, workers):
+    count = 320
+    images.folder_of_images(tmp_path / "photos", count)
+    engine = create_engine(stack_env["FACELABEL_DB_URL"])
+    first = workers("doomed")
+    result = facelabel(stack_env, "enqueue", str(tmp_path / "photos"), "--aligned")
+    assert result.returncode == 0, result.stderr
+    job_id = int(result.stdout.strip())
+
+    def finished():
+        with engine.connect() as connection:
+            return connection.execute(
+                select(func.count()).where(JobItem.job_id == job_id, JobItem.status != "pending")
+            ).scalar()
+
+    wait_for(lambda: finished() >= 48, timeout=120, interval=0.02, what="the first worker to make progress")
+    first.kill()
+    done_at_kill = finished()
+    assert 0 < done_at_kill < count, "the worker finished before it could be killed"
+
+    workers("rescuer")
+    wait_for(lambda: job_status(engine, job_id) == "complete", timeout=180, interval=0.5, what="the job to complete")
+    with engine.connect() as connection:
+        per_image = connection.execute(
+            text("SELECT f.path, count(r.id) FROM job_items i JOIN files f ON f.id = i.file_id "
+                 "LEFT JOIN results r ON r.image_id = f.image_id WHERE i.job_id = :job GROUP BY f.path"),
+            {"job": job_id},
+        ).all()
+        assert connection.execute(select(func.count()).select_from(Result)).scalar() == count
+    assert len(per_image) == count
+    assert {n for _, n in per_image} == {1}
+    statuses = facelabel(stack_env, "job", str(job_id), "--format", "json").stdout
+    assert '"done": 320' in statuses and '"failed": 0' in statuses
+
+
+def job_status(engine, job_id):
+    with engine.connect() as connection:
+        return connection.execute(select(Job.status).where(Job.id == job_id)).scalar()
