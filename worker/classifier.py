@@ -40,6 +40,7 @@ class Classifier:
             return model(tf.cast(pixels, tf.float32), training=False)
 
         self._forward = forward
+        self.predict(np.zeros((1, size, size, 3), np.uint8))  # trace now, not in the first chunk
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """Probabilities, shape (n, 4), for a uint8 batch of shape (n, size, size, 3)."""
