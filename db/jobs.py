@@ -10,11 +10,11 @@ import dataclasses
 import datetime as dt
 from typing import Iterable, Sequence
 
-from sqlalchemy import exists, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, case, exists, func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from db.models import ATTRIBUTES, File, Image, Job, JobItem, Result
-from db.upsert import insert_ignore
+from db.upsert import dialect_insert as _insert, insert_ignore
 
 
 def _now() -> dt.datetime:
@@ -50,36 +50,19 @@ def create_job(session: Session, *, roots: list[str], options: dict, model_versi
     return job
 
 
-def add_files(session: Session, job_id: int, paths: Sequence[str]) -> None:
-    """Register ``paths`` as pending items of the job (a path seen twice counts once)."""
-    insert_ignore(session, File, [{"path": p} for p in paths], ["path"])
-    ids = session.scalars(select(File.id).where(File.path.in_(paths))).all()
-    insert_ignore(
-        session, JobItem, [{"job_id": job_id, "file_id": i} for i in ids], ["job_id", "file_id"]
-    )
-
-
-def mark_scanned(session: Session, job_id: int, *, skipped: int) -> None:
+def mark_scanned(session: Session, job_id: int, *, images: int, skipped: int) -> None:
+    """Record the scan's totals; the job is complete at once if every chunk already is."""
     session.execute(
         update(Job)
         .where(Job.id == job_id)
-        .values(skipped=skipped, scanned_at=_now(), status="running")
+        .values(
+            images=images,
+            skipped=skipped,
+            scanned_at=_now(),
+            status=case((Job.finished >= images, "complete"), else_="running"),
+            finished_at=case((Job.finished >= images, _now()), else_=None),
+        )
     )
-
-
-def finish_if_done(session: Session, job_id: int) -> bool:
-    """Mark the job complete when it is scanned and nothing is pending.
-
-    Call it in its own transaction *after* committing a chunk: then the last chunk to commit
-    always sees every other chunk's items as finished.
-    """
-    pending = exists().where(JobItem.job_id == job_id, JobItem.status == "pending")
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.scanned_at.is_not(None), Job.status != "complete", ~pending)
-        .values(status="complete", finished_at=_now())
-    )
-    return result.rowcount == 1
 
 
 def known_images(session: Session, model_version_id: int, digests: Iterable[str]) -> set[str]:
@@ -97,7 +80,10 @@ def known_images(session: Session, model_version_id: int, digests: Iterable[str]
 def record_chunk(
     session: Session, job_id: int, model_version_id: int, outcomes: Sequence[Outcome]
 ) -> None:
-    """Write a chunk's images, faces and failures, and settle its job items."""
+    """Write a chunk's images, faces, files and job items, and count them into the job.
+
+    Items are inserted once: a redelivered chunk inserts none, so it counts nothing twice.
+    """
     images = [o for o in outcomes if o.faces is not None]
     digests = {o.sha256 for o in outcomes if o.reason is None}
     insert_ignore(
@@ -120,6 +106,8 @@ def record_chunk(
         ],
         ["image_id", "model_version_id", "face"],
     )
+    _mark_current(session, {image_ids[o.sha256] for o in images})
+    file_ids = _upsert_files(session, outcomes, image_ids)
     face_counts = dict(
         session.execute(
             select(Result.image_id, func.count())
@@ -127,22 +115,70 @@ def record_chunk(
             .group_by(Result.image_id)
         ).all()
     )
-    paths = [o.path for o in outcomes]
-    file_ids = dict(session.execute(select(File.path, File.id).where(File.path.in_(paths))).all())
     now = _now()
-    file_rows, item_rows = [], []
+    items = []
     for outcome in outcomes:
         item = {"job_id": job_id, "file_id": file_ids[outcome.path], "finished_at": now}
         if outcome.reason is None:
-            image_id = image_ids[outcome.sha256]
-            file_rows.append({"id": item["file_id"], "image_id": image_id, "read_at": now})
-            item.update(status="done", reason=None, faces=face_counts.get(image_id, 0))
+            faces = face_counts.get(image_ids[outcome.sha256], 0)
+            item.update(status="done", reason=None, faces=faces)
         else:
             item.update(status="failed", reason=outcome.reason, faces=None)
-        item_rows.append(item)
-    if file_rows:
-        session.execute(update(File), file_rows)
-    session.execute(update(JobItem), item_rows)
+        items.append(item)
+    statement = _insert(session, JobItem).on_conflict_do_nothing(index_elements=["job_id", "file_id"])
+    inserted = len(session.execute(statement.returning(JobItem.file_id), items).all())
+    if inserted:
+        finished = Job.finished + inserted
+        done = and_(Job.images.is_not(None), finished >= Job.images)
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(
+                finished=finished,
+                status=case((done, "complete"), else_=Job.status),
+                finished_at=case((done, now), else_=Job.finished_at),
+            )
+        )
+
+
+def _mark_current(session: Session, image_ids: set[int]) -> None:
+    """Flag each image's rows from its newest model version as current, the others not."""
+    if not image_ids:
+        return
+    newer = aliased(Result)
+    newest = ~exists().where(
+        newer.image_id == Result.image_id, newer.model_version_id > Result.model_version_id
+    )
+    session.execute(
+        update(Result)
+        .where(Result.image_id.in_(image_ids))
+        .values(is_current=newest)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _upsert_files(
+    session: Session, outcomes: Sequence[Outcome], image_ids: dict[str, int]
+) -> dict[str, int]:
+    """File ids by path; a readable file points at the content it holds now."""
+    now = _now()
+    rows = [
+        {"path": o.path, "image_id": image_ids.get(o.sha256), "read_at": now if o.sha256 else None}
+        for o in outcomes
+    ]
+    insert = _insert(session, File)
+    session.connection().execute(
+        insert.on_conflict_do_update(
+            index_elements=["path"],
+            set_={
+                "image_id": func.coalesce(insert.excluded.image_id, File.image_id),
+                "read_at": func.coalesce(insert.excluded.read_at, File.read_at),
+            },
+        ),
+        rows,
+    )
+    paths = [o.path for o in outcomes]
+    return dict(session.execute(select(File.path, File.id).where(File.path.in_(paths))).all())
 
 
 def _result_row(image_id: int, model_version_id: int, index: int, face: Face) -> dict:

@@ -60,6 +60,8 @@ class Job(Base):
     roots: Mapped[list[Any]]
     options: Mapped[dict[str, Any]]
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    images: Mapped[int | None] = mapped_column(Integer)  # set when the scan ends
+    finished: Mapped[int] = mapped_column(Integer, default=0)  # items done or failed
     skipped: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
     scanned_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -90,13 +92,15 @@ class File(Base):
 
 
 class JobItem(Base):
-    """A file's state within a job: pending, done or failed (with the reason)."""
+    """A file's outcome within a job: done (with its face count) or failed (with the reason).
+
+    Written by the worker that labels the file; files not yet reached have no row."""
 
     __tablename__ = "job_items"
 
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
-    file_id: Mapped[int] = mapped_column(ForeignKey("files.id"), primary_key=True, index=True)
-    status: Mapped[str] = mapped_column(String(10), default="pending")
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(10))
     reason: Mapped[str | None] = mapped_column(Text)
     faces: Mapped[int | None] = mapped_column(Integer)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -125,6 +129,9 @@ class Result(Base):
     beard: Mapped[bool] = mapped_column(Boolean)
     mustache: Mapped[bool] = mapped_column(Boolean)
     hat: Mapped[bool] = mapped_column(Boolean)
+    # True for the rows of the newest model version that labelled this image: what `query`
+    # and `stats` show. Kept by record_chunk so reads need no anti-join over all versions.
+    is_current: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterator, Sequence
 
-from sqlalchemy import Select, and_, case, func, literal, or_, select
+from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from db.models import ATTRIBUTES, File, Job, JobItem, ModelVersion, Result
@@ -20,24 +20,25 @@ FACE_COLUMNS = (
 
 @dataclasses.dataclass(frozen=True)
 class JobCounts:
-    images: int
+    images: int | None  # None while the scan runs
     done: int
     failed: int
-    pending: int
     faces: int
+
+    @property
+    def pending(self) -> int | None:
+        return None if self.images is None else self.images - self.done - self.failed
 
 
 def job_counts(session: Session, job_id: int) -> JobCounts:
     row = session.execute(
         select(
-            func.count(),
             func.count().filter(JobItem.status == "done"),
             func.count().filter(JobItem.status == "failed"),
-            func.count().filter(JobItem.status == "pending"),
             func.coalesce(func.sum(JobItem.faces), 0),
         ).where(JobItem.job_id == job_id)
     ).one()
-    return JobCounts(*row)
+    return JobCounts(session.scalar(select(Job.images).where(Job.id == job_id)), *row)
 
 
 def list_jobs(session: Session, limit: int | None = None) -> Iterator[dict[str, Any]]:
@@ -45,7 +46,6 @@ def list_jobs(session: Session, limit: int | None = None) -> Iterator[dict[str, 
     counts = (
         select(
             JobItem.job_id,
-            func.count().label("images"),
             func.count().filter(JobItem.status == "done").label("done"),
             func.count().filter(JobItem.status == "failed").label("failed"),
             func.coalesce(func.sum(JobItem.faces), 0).label("faces"),
@@ -61,16 +61,16 @@ def list_jobs(session: Session, limit: int | None = None) -> Iterator[dict[str, 
         .limit(limit)
     )
     for job, model_name, *row in session.execute(statement):
-        _, images, done, failed, faces = row
-        yield job_row(job, model_name, images or 0, done or 0, failed or 0, faces or 0)
+        _, done, failed, faces = row
+        yield job_row(job, model_name, done or 0, failed or 0, faces or 0)
 
 
-def job_row(job: Job, model_name: str, images: int, done: int, failed: int, faces: int) -> dict:
+def job_row(job: Job, model_name: str, done: int, failed: int, faces: int) -> dict:
     return {
         "id": job.id,
         "status": job.status,
         "created": job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-        "images": images,
+        "images": job.images,
         "done": done,
         "failed": failed,
         "skipped": job.skipped,
@@ -86,7 +86,7 @@ def get_job(session: Session, job_id: int) -> dict[str, Any] | None:
         return None
     counts = job_counts(session, job_id)
     model_name = session.get(ModelVersion, job.model_version_id).name
-    row = job_row(job, model_name, counts.images, counts.done, counts.failed, counts.faces)
+    row = job_row(job, model_name, counts.done, counts.failed, counts.faces)
     row.update(
         pending=counts.pending,
         aligned=job.options.get("aligned"),
@@ -108,32 +108,15 @@ def failures(session: Session, job_id: int | None = None) -> Iterator[dict[str, 
         yield {"job": job, "path": path, "reason": reason}
 
 
-def pending_paths(session: Session, job_id: int, limit: int) -> list[str]:
-    statement = (
-        select(File.path)
-        .join(JobItem, JobItem.file_id == File.id)
-        .where(JobItem.job_id == job_id, JobItem.status == "pending")
-        .order_by(JobItem.file_id)
-        .limit(limit)
-    )
-    return list(session.scalars(statement))
-
-
 def _current_results(job_id: int | None) -> Select:
     """Each face of each file's current content, as seen by the newest model version that
     labelled it (or, for ``job_id``, by the job's model version)."""
     statement = select(File, Result).join(Result, Result.image_id == File.image_id)
-    if job_id is not None:
-        job_model = select(Job.model_version_id).where(Job.id == job_id).scalar_subquery()
-        in_job = select(JobItem.file_id).where(JobItem.job_id == job_id)
-        return statement.where(Result.model_version_id == job_model, File.id.in_(in_job))
-    newer = aliased(Result)
-    newest = ~(
-        select(literal(1))
-        .where(newer.image_id == Result.image_id, newer.model_version_id > Result.model_version_id)
-        .exists()
-    )
-    return statement.where(newest)
+    if job_id is None:
+        return statement.where(Result.is_current.is_(True))
+    job_model = select(Job.model_version_id).where(Job.id == job_id).scalar_subquery()
+    in_job = select(JobItem.file_id).where(JobItem.job_id == job_id)
+    return statement.where(Result.model_version_id == job_model, File.id.in_(in_job))
 
 
 def query_faces(

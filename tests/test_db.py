@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import func, select
 
 from db import queries
-from db.engine import make_engine, open_database
-from db.jobs import Face, Outcome, add_files, create_job, finish_if_done, mark_scanned, record_chunk
-from db.models import Base, File, Image, JobItem, ModelVersion, Result
+from db.engine import MIGRATIONS_DIR, SCHEMA_REVISION, make_engine, open_database
+from db.jobs import Face, Outcome, create_job, mark_scanned, record_chunk
+from db.models import Base, File, Image, Job, ModelVersion, Result
 
 
 def test_migrations_build_exactly_the_models(db_url):
@@ -20,10 +22,16 @@ def test_migrations_build_exactly_the_models(db_url):
         assert compare_metadata(context, Base.metadata) == []
 
 
-def make_version(session, name="m1", thresholds=None):
+def test_schema_revision_constant_is_the_alembic_head():
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_REVISION
+
+
+def make_version(session, name):
     version = ModelVersion(
         name=name, path="/models/" + name, sha256="0" * 64, backbone="mobilenet", input_size=160,
-        thresholds=thresholds or dict.fromkeys(("eyeglasses", "beard", "mustache", "hat"), 0.5),
+        thresholds=dict.fromkeys(("eyeglasses", "beard", "mustache", "hat"), 0.5),
         metrics={}, meta={},
     )
     session.add(version)
@@ -44,64 +52,86 @@ def sessions(db_url):
     return open_database(db_url)
 
 
-def new_job(sessions, paths, name="m1"):
+def new_job(sessions, name="m1"):
     with sessions.begin() as session:
         version = session.scalar(select(ModelVersion).where(ModelVersion.name == name)) or make_version(session, name)
         job = create_job(session, roots=["/p"], options={"aligned": True}, model_version_id=version.id)
-        add_files(session, job.id, paths)
         return job.id, version.id
 
 
-def test_a_redelivered_chunk_writes_no_duplicates(sessions):
-    job_id, version_id = new_job(sessions, ["/p/a.jpg", "/p/b.jpg", "/p/c.jpg"])
+def record(sessions, job_id, version_id, outcomes):
+    with sessions.begin() as session:
+        record_chunk(session, job_id, version_id, outcomes)
+
+
+def job_state(sessions, job_id):
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        return job.status, job.finished, job.finished_at is not None
+
+
+def test_a_redelivered_chunk_writes_and_counts_nothing_twice(sessions):
+    job_id, version_id = new_job(sessions)
     outcomes = [
         image_outcome("/p/a.jpg", "a" * 64, face((0.9, 0.1, 0.1, 0.1))),
         image_outcome("/p/b.jpg", "b" * 64, face((0.1, 0.8, 0.7, 0.1))),
         Outcome(path="/p/c.jpg", reason="empty file (0 bytes)"),
     ]
-    for _ in range(2):
-        with sessions.begin() as session:
-            record_chunk(session, job_id, version_id, outcomes)
+    record(sessions, job_id, version_id, outcomes)
+    record(sessions, job_id, version_id, outcomes)
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Result)) == 2
         assert session.scalar(select(func.count()).select_from(Image)) == 2
+        assert session.scalar(select(func.count()).select_from(File)) == 3
         counts = queries.job_counts(session, job_id)
-    assert (counts.images, counts.done, counts.failed, counts.pending, counts.faces) == (3, 2, 1, 0, 2)
+    assert (counts.images, counts.done, counts.failed, counts.faces) == (None, 2, 1, 2)
+    assert job_state(sessions, job_id) == ("scanning", 3, False)
 
 
-def test_job_completes_only_when_scanned_and_nothing_pending(sessions):
-    job_id, version_id = new_job(sessions, ["/p/a.jpg", "/p/b.jpg"])
+def test_job_completes_when_outcomes_reach_the_scanned_count_in_either_order(sessions):
+    job_id, version_id = new_job(sessions)
+    record(sessions, job_id, version_id, [image_outcome("/p/a.jpg", "a" * 64, face((0.1,) * 4))])
     with sessions.begin() as session:
-        record_chunk(session, job_id, version_id, [image_outcome("/p/a.jpg", "a" * 64, face((0.1,) * 4))])
+        mark_scanned(session, job_id, images=2, skipped=0)
+    assert job_state(sessions, job_id) == ("running", 1, False)
+    record(sessions, job_id, version_id, [Outcome(path="/p/b.jpg", reason="file not found")])
+    assert job_state(sessions, job_id) == ("complete", 2, True)
+
+    late_scan, _ = new_job(sessions)  # every chunk done before the scan reports its total
+    record(sessions, late_scan, version_id, [image_outcome("/p/a.jpg", "a" * 64, face((0.1,) * 4))])
     with sessions.begin() as session:
-        assert not finish_if_done(session, job_id)  # not scanned yet
-        mark_scanned(session, job_id, skipped=0)
-    with sessions.begin() as session:
-        assert not finish_if_done(session, job_id)  # b is pending
-        record_chunk(session, job_id, version_id, [Outcome(path="/p/b.jpg", reason="file not found")])
-    with sessions.begin() as session:
-        assert finish_if_done(session, job_id)
-    with sessions.begin() as session:
-        assert not finish_if_done(session, job_id)  # once
+        mark_scanned(session, late_scan, images=1, skipped=4)
+    assert job_state(sessions, late_scan) == ("complete", 1, True)
+
+
+def test_changed_content_at_a_path_points_the_file_at_the_new_image(sessions):
+    job_id, version_id = new_job(sessions)
+    record(sessions, job_id, version_id, [image_outcome("/p/a.jpg", "a" * 64, face((0.9,) * 4))])
+    second, _ = new_job(sessions)
+    record(sessions, second, version_id, [image_outcome("/p/a.jpg", "e" * 64, face((0.1,) * 4))])
+    with sessions() as session:
+        rows = list(queries.query_faces(session))
+    assert [(r["path"], r["p_hat"]) for r in rows] == [("/p/a.jpg", 0.1)]
 
 
 @pytest.fixture
 def labelled(sessions):
     paths = ["/p/holiday/a.jpg", "/p/holiday/b.jpg", "/p/work/c.jpg", "/p/work/d_1.jpg"]
-    job_id, version_id = new_job(sessions, paths)
+    job_id, version_id = new_job(sessions)
+    record(
+        sessions,
+        job_id,
+        version_id,
+        [
+            image_outcome(paths[0], "a" * 64, face((0.95, 0.1, 0.1, 0.7), (0, 0, 50, 50)), face((0.2, 0.9, 0.6, 0.1), (60, 0, 20, 20))),
+            image_outcome(paths[1], "b" * 64, face((0.1, 0.1, 0.1, 0.1))),
+            image_outcome(paths[2], "c" * 64, face((0.6, 0.9, 0.1, 0.1))),
+            image_outcome(paths[3], "d" * 64, face((0.1, 0.3, 0.1, 0.9))),
+            Outcome(path="/p/work/broken.jpg", reason="not an image: the file holds text"),
+        ],
+    )
     with sessions.begin() as session:
-        record_chunk(
-            session,
-            job_id,
-            version_id,
-            [
-                image_outcome(paths[0], "a" * 64, face((0.95, 0.1, 0.1, 0.7), (0, 0, 50, 50)), face((0.2, 0.9, 0.6, 0.1), (60, 0, 20, 20))),
-                image_outcome(paths[1], "b" * 64, face((0.1, 0.1, 0.1, 0.1))),
-                image_outcome(paths[2], "c" * 64, face((0.6, 0.9, 0.1, 0.1))),
-                image_outcome(paths[3], "d" * 64, face((0.1, 0.3, 0.1, 0.9))),
-            ],
-        )
-        mark_scanned(session, job_id, skipped=3)
+        mark_scanned(session, job_id, images=5, skipped=3)
     return job_id
 
 
@@ -132,27 +162,31 @@ def test_query_rows_carry_the_contract_columns(sessions, labelled):
     assert (row["box_w"], row["hat"], row["eyeglasses"], row["p_eyeglasses"], row["model_version"]) == (50, 1, 1, 0.95, "m1")
 
 
-def test_query_shows_the_newest_model_per_image(sessions, labelled):
-    job_id, version_id = new_job(sessions, ["/p/holiday/b.jpg"], name="m2")
-    with sessions.begin() as session:
-        record_chunk(session, job_id, version_id, [image_outcome("/p/holiday/b.jpg", "b" * 64, face((0.99, 0.1, 0.1, 0.1)))])
+def test_query_shows_the_newest_model_per_image_and_a_job_its_own(sessions, labelled):
+    job_id, version_id = new_job(sessions, name="m2")
+    record(sessions, job_id, version_id, [image_outcome("/p/holiday/b.jpg", "b" * 64, face((0.99, 0.1, 0.1, 0.1)))])
     with sessions() as session:
         rows = {(r["path"], r["face"]): r["model_version"] for r in queries.query_faces(session)}
         assert rows[("/p/holiday/b.jpg", 0)] == "m2" and rows[("/p/work/c.jpg", 0)] == "m1"
         assert len(rows) == 5
         job_rows = list(queries.query_faces(session, job_id=labelled))
         assert {r["model_version"] for r in job_rows} == {"m1"} and len(job_rows) == 5
+        assert queries.stats(session)["eyeglasses"] == 3
 
 
 def test_stats(sessions, labelled):
+    expected = {"images": 4, "faces": 5, "eyeglasses": 2, "beard": 2, "mustache": 1, "hat": 2, "failures": 1, "skipped": 3}
     with sessions() as session:
-        assert queries.stats(session) == {
-            "images": 4, "faces": 5, "eyeglasses": 2, "beard": 2, "mustache": 1, "hat": 2, "failures": 0, "skipped": 3,
-        }
+        assert queries.stats(session) == expected
+        assert queries.stats(session, labelled) == expected
+        assert queries.stats(session, labelled + 1)["faces"] == 0
 
 
-def test_a_path_listed_twice_in_a_job_counts_once(sessions):
-    job_id, _ = new_job(sessions, ["/p/a.jpg", "/p/a.jpg"])
+def test_jobs_listing_and_detail(sessions, labelled):
     with sessions() as session:
-        assert session.scalar(select(func.count()).select_from(JobItem)) == 1
-        assert session.scalar(select(func.count()).select_from(File)) == 1
+        [row] = list(queries.list_jobs(session))
+        detail = queries.get_job(session, labelled)
+    assert (row["status"], row["images"], row["done"], row["failed"], row["faces"], row["skipped"]) == ("complete", 5, 4, 1, 5, 3)
+    assert detail["pending"] == 0 and detail["finished"] is not None
+    with sessions() as session:
+        assert [f["reason"] for f in queries.failures(session, labelled)] == ["not an image: the file holds text"]

@@ -38,7 +38,6 @@ def make_app() -> Celery:
         # TensorFlow start-up and a model load take longer than Celery's default 4 s.
         worker_proc_alive_timeout=120,
         worker_send_task_events=True,
-        task_send_sent_event=True,
     )
     return app
 

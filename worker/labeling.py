@@ -12,7 +12,7 @@ from typing import Iterator, Sequence
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.jobs import Face, Outcome, finish_if_done, known_images, record_chunk
+from db.jobs import Face, Outcome, known_images, record_chunk
 from db.models import ATTRIBUTES, Job, ModelVersion
 from facelabel.imaging import ImageError, crop_face, decode_image, whole_image
 from facelabel.settings import Settings
@@ -76,8 +76,6 @@ def label_chunk(
     outcomes = [_outcome(item, first_of_content) for item in items]
     with sessions.begin() as session:
         record_chunk(session, job_id, version.id, outcomes)
-    with sessions.begin() as session:
-        finish_if_done(session, job_id)
     failed = sum(o.reason is not None for o in outcomes)
     faces = sum(len(o.faces or ()) for o in outcomes)
     return ChunkSummary(done=len(outcomes) - failed, failed=failed, faces=faces)

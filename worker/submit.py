@@ -1,7 +1,7 @@
-"""Turn folders into a job: scan as a stream, register each chunk, then hand it on.
+"""Turn folders into a job: commit the job, then scan as a stream and hand on each chunk.
 
-The same code feeds Redis (``enqueue``) and the in-process loop (``label``); a chunk is
-handed on only after the transaction that registers it has committed.
+The same code feeds Redis (``enqueue``) and the in-process loop (``label``). Workers record
+each file's outcome; the job completes when the outcomes reach the scanned count.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from typing import Callable, Iterator, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.jobs import add_files, create_job, finish_if_done, mark_scanned
+from db.jobs import create_job, mark_scanned
 from db.registry import resolve_model
 from facelabel.imaging import is_image_name
 from facelabel.settings import Settings
 from worker.reading import job_roots
+
+REGISTER_BLOCK = 1024  # paths registered per transaction; chunks are sent after each commit
 
 
 @dataclasses.dataclass
@@ -58,6 +60,15 @@ def scan(roots: Sequence[str], counts: ScanCounts) -> Iterator[str]:
             stack.extend(reversed(subdirectories))
 
 
+def outermost(paths: Sequence[str]) -> list[str]:
+    """``paths`` without duplicates or paths inside another one (each file scanned once)."""
+    kept: list[str] = []
+    for path in sorted(set(paths)):
+        if not any(path.startswith(root.rstrip(os.sep) + os.sep) for root in kept):
+            kept.append(path)
+    return kept
+
+
 def submit_job(
     sessions: sessionmaker[Session],
     paths: Sequence[str | Path],
@@ -69,8 +80,9 @@ def submit_job(
     send: Callable[[int, list[str]], None],
     on_job: Callable[[int], None] = lambda job_id: None,
 ) -> tuple[int, ScanCounts]:
-    """Create a job over ``paths`` and hand each registered chunk to ``send(job_id, chunk)``."""
-    absolute = [os.path.abspath(os.path.expanduser(p)) for p in paths]
+    """Create a job over ``paths`` and hand each chunk of found images to
+    ``send(job_id, chunk)`` as the scan goes; ``on_job(job_id)`` runs before the scan."""
+    absolute = outermost([os.path.abspath(os.path.expanduser(p)) for p in paths])
     roots = job_roots(absolute, settings.data_roots)
     with sessions.begin() as session:
         version = resolve_model(session, model or settings.model)
@@ -85,11 +97,7 @@ def submit_job(
     counts = ScanCounts()
     found = scan(absolute, counts)
     while chunk := list(islice(found, settings.chunk_size)):
-        with sessions.begin() as session:
-            add_files(session, job_id, chunk)
         send(job_id, chunk)
     with sessions.begin() as session:
-        mark_scanned(session, job_id, skipped=counts.skipped)
-    with sessions.begin() as session:
-        finish_if_done(session, job_id)
+        mark_scanned(session, job_id, images=counts.images, skipped=counts.skipped)
     return job_id, counts

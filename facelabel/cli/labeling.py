@@ -65,27 +65,29 @@ def label(settings, paths, aligned, model, batch_size):
     \b
     facelabel label ~/photos --aligned
     """
-    from db.queries import job_counts, pending_paths
+    from db.queries import job_counts
     from worker.labeling import label_chunk
+    from worker.submit import ScanCounts, outermost, scan
 
     _require_aligned(aligned)
-    with stderr.status("scanning…"):
-        sessions, job_id, counts = _submit(settings, paths, aligned, batch_size, model, send=lambda *_: None)
-    with stderr.status("loading the model…"):
-        _load_model(sessions, job_id)
-    started = time.perf_counter()
+    total = sum(1 for _ in scan(outermost([os.path.abspath(p) for p in paths]), ScanCounts()))
+    clock = {}
     with _progress() as progress:
-        task = progress.add_task(f"job {job_id}", total=counts.images, rate="")
-        while True:
-            with sessions() as session:
-                chunk = pending_paths(session, job_id, settings.chunk_size)
-            if not chunk:
-                break
-            label_chunk(sessions, job_id, chunk, settings=settings)
-            done = progress.tasks[0].completed + len(chunk)
-            rate = done / max(time.perf_counter() - started, 1e-9)
-            progress.update(task, completed=done, rate=f"{rate:,.0f} img/s")
-    elapsed = time.perf_counter() - started
+        task = progress.add_task("loading the model", total=total, rate="")
+
+        def start(job_id: int) -> None:
+            _load_model(sessions_for(settings), job_id)
+            progress.update(task, description=f"job {job_id}")
+            clock["start"] = time.perf_counter()
+
+        def send(job_id: int, chunk: list[str]) -> None:
+            label_chunk(sessions_for(settings), job_id, chunk, settings=settings)
+            progress.advance(task, len(chunk))
+            rate = progress.tasks[0].completed / (time.perf_counter() - clock["start"])
+            progress.update(task, rate=f"{rate:,.0f} img/s")
+
+        sessions, job_id, counts = _submit(settings, paths, aligned, batch_size, model, send, start)
+    elapsed = time.perf_counter() - clock["start"]
     with sessions() as session:
         totals = job_counts(session, job_id)
     click.echo(
@@ -135,10 +137,12 @@ def enqueue(settings, paths, aligned, wait, batch_size, model):
     except Exception as exc:
         raise click.ClickException(f"cannot reach the broker at {maybe_sanitize_url(settings.broker_url)}: {exc}") from None
 
-    def send(job_id: int, chunk: list[str]) -> None:
-        label_chunk_task.apply_async(args=(job_id, chunk))
+    with app.producer_or_acquire() as producer:  # one producer for all chunks, not one each
 
-    sessions, job_id, counts = _submit(settings, paths, aligned, batch_size, model, send)
+        def send(job_id: int, chunk: list[str]) -> None:
+            label_chunk_task.apply_async(args=(job_id, chunk), producer=producer)
+
+        sessions, job_id, counts = _submit(settings, paths, aligned, batch_size, model, send)
     click.echo(job_id)
     stderr.print(f"job {job_id}: {counts.images} images queued, {counts.skipped} skipped (not images)")
     if wait:
@@ -158,8 +162,9 @@ def _follow(sessions, job_id: int, total: int, app) -> None:
             with sessions() as session:
                 counts = job_counts(session, job_id)
                 status = session.get(Job, job_id).status
-            rate = (counts.done + counts.failed) / max(time.perf_counter() - started, 1e-9)
-            progress.update(task, completed=counts.done + counts.failed, rate=f"{rate:,.0f} img/s")
+            finished = counts.done + counts.failed
+            rate = finished / max(time.perf_counter() - started, 1e-9)
+            progress.update(task, completed=finished, rate=f"{rate:,.0f} img/s")
             if status == "complete":
                 break
             time.sleep(0.5)

@@ -2,7 +2,6 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-29 02:52:40.716319
 """
 
 from alembic import op
@@ -56,6 +55,8 @@ def upgrade() -> None:
     sa.Column('roots', sa.JSON(), nullable=False),
     sa.Column('options', sa.JSON(), nullable=False),
     sa.Column('model_version_id', sa.Integer(), nullable=False),
+    sa.Column('images', sa.Integer(), nullable=True),
+    sa.Column('finished', sa.Integer(), nullable=False),
     sa.Column('skipped', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('scanned_at', sa.DateTime(timezone=True), nullable=True),
@@ -80,6 +81,7 @@ def upgrade() -> None:
     sa.Column('beard', sa.Boolean(), nullable=False),
     sa.Column('mustache', sa.Boolean(), nullable=False),
     sa.Column('hat', sa.Boolean(), nullable=False),
+    sa.Column('is_current', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('(CURRENT_TIMESTAMP)'), nullable=False),
     sa.ForeignKeyConstraint(['image_id'], ['images.id'], ),
     sa.ForeignKeyConstraint(['model_version_id'], ['model_versions.id'], ),
@@ -97,13 +99,11 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], ),
     sa.PrimaryKeyConstraint('job_id', 'file_id')
     )
-    op.create_index(op.f('ix_job_items_file_id'), 'job_items', ['file_id'], unique=False)
     op.create_index('ix_job_items_job_status', 'job_items', ['job_id', 'status'], unique=False)
 
 
 def downgrade() -> None:
     op.drop_index('ix_job_items_job_status', table_name='job_items')
-    op.drop_index(op.f('ix_job_items_file_id'), table_name='job_items')
     op.drop_table('job_items')
     op.drop_table('results')
     op.drop_table('jobs')

@@ -1,0 +1,53 @@
+"""Shared bench helpers: image folders, services, timing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("FACELABEL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("FACELABEL_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def aligned_folder(target: Path, count: int) -> Path:
+    """``count`` aligned 178×218 JPEGs: CelebA's (copied to a scratch folder, never into the
+    repo) when FACELABEL_CELEBA_DIR is set, else synthetic ones."""
+    target.mkdir(parents=True, exist_ok=True)
+    celeba = os.environ.get("FACELABEL_CELEBA_DIR")
+    if celeba:
+        sources = sorted((Path(celeba) / "aligned" / "images").glob("*.jpg"))[:count]
+        for source in sources:
+            shutil.copyfile(source, target / source.name)
+        if len(sources) == count:
+            return target
+    from tests.images import reference
+
+    for index in range(count):
+        reference(index).save(target / f"synthetic_{index:06d}.jpg", quality=90)
+    return target
+
+
+def fresh_pg_database(name: str) -> str:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start

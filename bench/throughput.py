@@ -1,0 +1,135 @@
+"""Labelling throughput on aligned faces, one run, same machine and model:
+
+(a) raw batched forward pass on pre-decoded tensors (the ceiling)
+(b) the seed's way: one ``model.predict`` per image
+(c) embedded ``facelabel label``
+(d) ``facelabel enqueue --wait`` → one Celery worker → PostgreSQL
+
+Usage: python bench/throughput.py [--images 2000] [--batch-size 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from bench.common import REDIS_URL, Timer, aligned_folder, fresh_pg_database  # noqa: E402
+from db.engine import open_database  # noqa: E402
+from db.models import Job  # noqa: E402
+from facelabel.artifact import load_artifact  # noqa: E402
+from facelabel.imaging import crop_face, decode_image, whole_image  # noqa: E402
+from facelabel.settings import BUNDLED_MODEL  # noqa: E402
+
+
+def decoded_batch(folder: Path, size: int) -> np.ndarray:
+    crops = []
+    for path in sorted(folder.iterdir()):
+        decoded = decode_image(path.read_bytes(), max_pixels=10**8, draft_size=size)
+        crops.append(crop_face(decoded, whole_image(decoded), size))
+    return np.stack(crops)
+
+
+def raw_forward(classifier, pixels: np.ndarray, batch_size: int) -> float:
+    classifier.predict(pixels[:batch_size])
+    with Timer() as timer:
+        for start in range(0, len(pixels), batch_size):
+            classifier.predict(pixels[start : start + batch_size])
+    return len(pixels) / timer.seconds
+
+
+def seed_way(classifier, pixels: np.ndarray, count: int) -> float:
+    model = classifier.model
+    model.predict(pixels[:1].astype("float32"), verbose=0)
+    with Timer() as timer:
+        for image in pixels[:count]:
+            model.predict(image[None].astype("float32"), verbose=0)
+    return count / timer.seconds
+
+
+def facelabel(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "facelabel", *args],
+        env={**os.environ, **env}, capture_output=True, text=True, check=True,
+    )
+
+
+def embedded(folder: Path, scratch: Path, batch_size: int) -> tuple[float, float]:
+    """(rate the CLI reports, excluding model load) and (images / whole command wall time)."""
+    db = f"sqlite:///{scratch / 'embedded.db'}"
+    with Timer() as timer:
+        result = facelabel({}, "--db", db, "label", str(folder), "--aligned", "--batch-size", str(batch_size))
+    reported = float(re.search(r"\(([\d,.]+) images/s\)", result.stdout).group(1).replace(",", ""))
+    return reported, count_images(folder) / timer.seconds
+
+
+def distributed(folder: Path, scratch: Path, batch_size: int) -> float:
+    """Images/s from job creation to job completion (database timestamps), worker warm."""
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    env = {"FACELABEL_DB_URL": fresh_pg_database("facelabel_bench_throughput"), "FACELABEL_BROKER_URL": REDIS_URL}
+    log = open(scratch / "worker.log", "wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "facelabel", "worker", "--loglevel", "WARNING"],
+        env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        warm = scratch / "warm"
+        aligned_folder(warm, 8)
+        facelabel(env, "enqueue", str(warm), "--aligned", "--wait")
+        result = facelabel(env, "enqueue", str(folder), "--aligned", "--wait", "--batch-size", str(batch_size))
+        with open_database(env["FACELABEL_DB_URL"])() as session:
+            job = session.get(Job, int(result.stdout.split()[0]))
+            seconds = (job.finished_at - job.created_at).total_seconds()
+        return count_images(folder) / seconds
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+
+
+def count_images(folder: Path) -> int:
+    return sum(1 for _ in folder.iterdir())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seed-images", type=int, default=200)
+    args = parser.parse_args()
+
+    from worker.classifier import Classifier
+
+    artifact = load_artifact(os.environ.get("FACELABEL_MODEL") or BUNDLED_MODEL)
+    with tempfile.TemporaryDirectory(prefix="facelabel-bench-") as scratch:
+        scratch = Path(scratch)
+        folder = aligned_folder(scratch / "aligned", args.images)
+        classifier = Classifier(artifact)
+        pixels = decoded_batch(folder, artifact.input_size)
+        a = raw_forward(classifier, pixels, args.batch_size)
+        b = seed_way(classifier, pixels, args.seed_images)
+        del classifier
+        c_reported, c_wall = embedded(folder, scratch, args.batch_size)
+        d = distributed(folder, scratch, args.batch_size)
+
+    print(f"model {artifact.name}, {args.images} aligned images, batch {args.batch_size}, {os.cpu_count()} CPUs")
+    print(f"(a) raw batched forward      {a:8.1f} images/s")
+    print(f"(b) one predict per image    {b:8.1f} images/s")
+    print(f"(c) embedded label           {c_reported:8.1f} images/s  ({c_reported / a:.2f} × a, {c_reported / b:.1f} × b)")
+    print(f"    whole command, with start-up and model load: {c_wall:.1f} images/s")
+    print(f"(d) enqueue → worker → SQL   {d:8.1f} images/s  ({d / a:.2f} × a, {d / b:.1f} × b)")
+
+
+if __name__ == "__main__":
+    main()
