@@ -25,8 +25,8 @@ from bench.common import REDIS_URL, Timer, fresh_pg_database  # noqa: E402
 SEED_ROWS = """
 INSERT INTO model_versions (id, name, path, sha256, backbone, input_size, thresholds, metrics, meta, is_active, created_at)
 VALUES (1, 'bench', '/nowhere', repeat('0', 64), 'mobilenet', 160, '{}', '{}', '{}', false, now());
-INSERT INTO jobs (id, status, roots, options, model_version_id, skipped, created_at)
-VALUES (1, 'complete', '["/bench"]', '{}', 1, 0, now());
+INSERT INTO jobs (id, status, roots, options, model_version_id, images, finished, skipped, created_at)
+VALUES (1, 'complete', '["/bench"]', '{}', 1, :n, :n, 0, now());
 INSERT INTO images (id, sha256, size_bytes, width, height)
 SELECT i, md5(i::text) || md5((-i)::text), 10000, 178, 218 FROM generate_series(1, :n) AS i;
 INSERT INTO files (id, path, image_id, read_at)
@@ -34,8 +34,8 @@ SELECT i, '/bench/' || (i % 1000) || '/img_' || i || '.jpg', i, now() FROM gener
 INSERT INTO job_items (job_id, file_id, status, faces, finished_at)
 SELECT 1, i, 'done', 1, now() FROM generate_series(1, :n) AS i;
 INSERT INTO results (image_id, model_version_id, face, box_x, box_y, box_w, box_h,
-                     p_eyeglasses, p_beard, p_mustache, p_hat, eyeglasses, beard, mustache, hat)
-SELECT i, 1, 0, 0, 0, 178, 218, p[1], p[2], p[3], p[4], p[1] > 0.95, p[2] > 0.85, p[3] > 0.95, p[4] > 0.95
+                     p_eyeglasses, p_beard, p_mustache, p_hat, eyeglasses, beard, mustache, hat, is_current)
+SELECT i, 1, 0, 0, 0, 178, 218, p[1], p[2], p[3], p[4], p[1] > 0.95, p[2] > 0.85, p[3] > 0.95, p[4] > 0.95, true
 FROM (SELECT i, ARRAY[random(), random(), random(), random()] AS p FROM generate_series(1, :n) AS i) AS g;
 SELECT setval(pg_get_serial_sequence('images', 'id'), :n);
 SELECT setval(pg_get_serial_sequence('files', 'id'), :n);

@@ -37,7 +37,6 @@ class _Item:
     """One path on its way through the pipeline."""
 
     path: str
-    data: bytes | None = None
     sha256: str | None = None
     size_bytes: int = 0
     reason: str | None = None
@@ -51,7 +50,10 @@ class _Item:
 def label_chunk(
     sessions: sessionmaker[Session], job_id: int, paths: Sequence[str], *, settings: Settings
 ) -> ChunkSummary:
-    """Label ``paths`` for ``job_id`` and record the outcome; safe to run more than once."""
+    """Label ``paths`` for ``job_id`` and record the outcome; safe to run more than once.
+
+    Threads read, hash and decode ahead while this thread runs the model on full batches.
+    """
     with sessions() as session:
         job = session.get(Job, job_id)
         if job is None:
@@ -60,20 +62,11 @@ def label_chunk(
         roots, options = list(job.roots), dict(job.options)
     batch_size = options.get("batch_size") or settings.batch_size
     items = [_Item(path) for path in paths]
-
     with ThreadPoolExecutor(settings.decode_threads) as pool:
-        list(pool.map(lambda item: _read(item, roots, settings), items))
-        with sessions() as session:
-            known = known_images(session, version.id, (i.sha256 for i in items if i.sha256))
-        first_of_content: dict[str, _Item] = {}
-        for item in items:
-            if item.sha256 and item.sha256 not in known:
-                first_of_content.setdefault(item.sha256, item)
-        unique = list(first_of_content.values())
-        prepared = pool.map(lambda item: _prepare(item, version.input_size, settings), unique)
-        _classify(prepared, version, batch_size)
+        prepared = pool.map(lambda item: _prepare(item, roots, version.input_size, settings), items)
+        _classify(sessions, prepared, version, batch_size)
 
-    outcomes = [_outcome(item, first_of_content) for item in items]
+    outcomes = [_outcome(item) for item in items]
     with sessions.begin() as session:
         record_chunk(session, job_id, version.id, outcomes)
     failed = sum(o.reason is not None for o in outcomes)
@@ -81,50 +74,56 @@ def label_chunk(
     return ChunkSummary(done=len(outcomes) - failed, failed=failed, faces=faces)
 
 
-def _read(item: _Item, roots: list[str], settings: Settings) -> None:
+def _prepare(item: _Item, roots: list[str], size: int, settings: Settings) -> _Item:
+    """Read, hash, decode and crop; the slot where face detection goes for non-aligned jobs."""
     try:
-        item.data = read_confined(
+        data = read_confined(
             item.path, roots, max_bytes=settings.max_file_bytes, data_roots=settings.data_roots
         )
-    except ReadError as exc:
-        item.reason = str(exc)
-        return
-    item.sha256 = hashlib.sha256(item.data).hexdigest()
-    item.size_bytes = len(item.data)
-
-
-def _prepare(item: _Item, size: int, settings: Settings) -> _Item:
-    """Decode and crop; the slot where face detection goes for non-aligned jobs."""
-    try:
-        decoded = decode_image(item.data, max_pixels=settings.max_image_pixels, draft_size=size)
+        item.sha256 = hashlib.sha256(data).hexdigest()
+        item.size_bytes = len(data)
+        decoded = decode_image(data, max_pixels=settings.max_image_pixels, draft_size=size)
         box = whole_image(decoded)
         item.width, item.height = decoded.width, decoded.height
         item.boxes = [(box.x, box.y, box.w, box.h)]
         item.crops = [crop_face(decoded, box, size)]
-    except ImageError as exc:
+    except (ReadError, ImageError) as exc:
         item.reason = str(exc)
     except Exception as exc:  # a bug must cost one file, not the chunk
         log.exception("unexpected error preparing %s", item.path)
         item.reason = f"internal error: {type(exc).__name__}: {exc}"
-    finally:
-        item.data = None
     return item
 
 
-def _classify(prepared: Iterator[_Item], version: ModelVersion, batch_size: int) -> None:
-    """Run the model over the faces of ``prepared`` items in batches of ``batch_size``."""
+def _classify(
+    sessions: sessionmaker[Session], prepared: Iterator[_Item], version: ModelVersion, batch_size: int
+) -> None:
+    """Run the model over ``prepared`` items in batches of about ``batch_size`` faces.
+
+    Content this model version has labelled before (or earlier in this chunk) is not run
+    again: its item keeps ``faces=None`` and the stored results stand.
+    """
     from worker.classifier import get_classifier
 
     classifier = get_classifier(version.path)
     thresholds = [version.thresholds[a] for a in ATTRIBUTES]
+    seen: set[str] = set()
     waiting: list[_Item] = []
-    pending_faces = 0
 
     def flush() -> None:
-        crops = [crop for item in waiting for crop in item.crops]
+        with sessions() as session:
+            known = known_images(session, version.id, (i.sha256 for i in waiting))
+        todo = []
+        for item in waiting:
+            if item.sha256 in known or item.sha256 in seen:
+                item.crops = []
+            else:
+                seen.add(item.sha256)
+                todo.append(item)
+        crops = [crop for item in todo for crop in item.crops]
         probabilities = classifier.predict(np.stack(crops)) if crops else np.zeros((0, 4))
         offset = 0
-        for item in waiting:
+        for item in todo:
             rows = probabilities[offset : offset + len(item.crops)]
             offset += len(item.crops)
             item.faces = tuple(
@@ -136,25 +135,21 @@ def _classify(prepared: Iterator[_Item], version: ModelVersion, batch_size: int)
                 for box, row in zip(item.boxes, rows)
             )
             item.crops = []
+        waiting.clear()
 
     for item in prepared:
-        if item.reason is not None:
-            continue
-        waiting.append(item)
-        pending_faces += len(item.crops)
-        if pending_faces >= batch_size:
-            flush()
-            waiting, pending_faces = [], 0
-    flush()
+        if item.reason is None:
+            waiting.append(item)
+            if sum(len(i.crops) for i in waiting) >= batch_size:
+                flush()
+    if waiting:
+        flush()
 
 
-def _outcome(item: _Item, first_of_content: dict[str, _Item]) -> Outcome:
+def _outcome(item: _Item) -> Outcome:
     if item.reason is not None:
         return Outcome(path=item.path, reason=item.reason)
-    source = first_of_content.get(item.sha256)
-    if source is not None and source.reason is not None:
-        return Outcome(path=item.path, reason=source.reason)
-    if source is None or source is not item:  # content labelled before, or earlier in this chunk
+    if item.faces is None:  # content labelled before, or earlier in this chunk
         return Outcome(path=item.path, sha256=item.sha256)
     return Outcome(
         path=item.path,

@@ -6,18 +6,12 @@ import os
 import time
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
 from facelabel.artifact import ArtifactError
 from facelabel.cli.common import sessions_for
 
 PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True), metavar="PATH...")
 ALIGNED = click.option("--aligned", is_flag=True, help="Each image is one aligned face (CelebA-style crop): no detection.")
 BATCH_SIZE = click.option("--batch-size", type=click.IntRange(1, 4096), metavar="N", help="Faces per forward pass (default FACELABEL_BATCH_SIZE or 32).")
-
-stderr = Console(stderr=True)
-
 
 def _require_aligned(aligned: bool) -> None:
     if not aligned:
@@ -27,14 +21,22 @@ def _require_aligned(aligned: bool) -> None:
         )
 
 
-def _progress() -> Progress:
+def _stderr():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
-        console=stderr,
+        console=_stderr(),
         transient=True,
     )
 
@@ -144,7 +146,7 @@ def enqueue(settings, paths, aligned, wait, batch_size, model):
 
         sessions, job_id, counts = _submit(settings, paths, aligned, batch_size, model, send)
     click.echo(job_id)
-    stderr.print(f"job {job_id}: {counts.images} images queued, {counts.skipped} skipped (not images)")
+    _stderr().print(f"job {job_id}: {counts.images} images queued, {counts.skipped} skipped (not images)")
     if wait:
         _follow(sessions, job_id, counts.images, app)
 
@@ -154,7 +156,7 @@ def _follow(sessions, job_id: int, total: int, app) -> None:
     from db.queries import job_counts
 
     if not app.control.ping(timeout=1.0):
-        stderr.print("no worker answered: start one with `facelabel worker`")
+        _stderr().print("no worker answered: start one with `facelabel worker`")
     started = time.perf_counter()
     with _progress() as progress:
         task = progress.add_task(f"job {job_id}", total=total, rate="")
