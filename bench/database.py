@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import REDIS_URL, Timer, fresh_pg_database  # noqa: E402
 
 SEED_ROWS = """
-INSERT INTO model_versions (id, name, path, sha256, backbone, input_size, thresholds, metrics, meta, is_active, created_at)
+INSERT INTO model_versions
+    (id, name, path, sha256, backbone, input_size, thresholds, metrics, meta, is_active, created_at)
 VALUES (1, 'bench', '/nowhere', repeat('0', 64), 'mobilenet', 160, '{}', '{}', '{}', false, now());
 INSERT INTO jobs (id, status, roots, options, model_version_id, images, finished, skipped, created_at)
 VALUES (1, 'complete', '["/bench"]', '{}', 1, :n, :n, 0, now());
@@ -34,8 +35,10 @@ SELECT i, '/bench/' || (i % 1000) || '/img_' || i || '.jpg', i, now() FROM gener
 INSERT INTO job_items (job_id, file_id, status, faces, finished_at)
 SELECT 1, i, 'done', 1, now() FROM generate_series(1, :n) AS i;
 INSERT INTO results (image_id, model_version_id, face, box_x, box_y, box_w, box_h,
-                     p_eyeglasses, p_beard, p_mustache, p_hat, eyeglasses, beard, mustache, hat, is_current)
-SELECT i, 1, 0, 0, 0, 178, 218, p[1], p[2], p[3], p[4], p[1] > 0.95, p[2] > 0.85, p[3] > 0.95, p[4] > 0.95, true
+                     p_eyeglasses, p_beard, p_mustache, p_hat,
+                     eyeglasses, beard, mustache, hat, is_current)
+SELECT i, 1, 0, 0, 0, 178, 218, p[1], p[2], p[3], p[4],
+       p[1] > 0.95, p[2] > 0.85, p[3] > 0.95, p[4] > 0.95, true
 FROM (SELECT i, ARRAY[random(), random(), random(), random()] AS p FROM generate_series(1, :n) AS i) AS g;
 SELECT setval(pg_get_serial_sequence('images', 'id'), :n);
 SELECT setval(pg_get_serial_sequence('files', 'id'), :n);
@@ -49,7 +52,10 @@ def run_cli(env: dict, *args: str) -> tuple[float, int, str]:
     with Timer() as timer:
         result = subprocess.run(
             [sys.executable, "-m", "facelabel", *args],
-            env={**os.environ, **env}, capture_output=True, text=True, check=True,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
         )
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return timer.seconds, max(peak, before) // 1024, result.stdout
@@ -65,7 +71,10 @@ def enqueue_many(count: int, scratch: Path) -> tuple[float, int]:
             directory.mkdir(parents=True)
         (directory / f"f{index:06d}.jpg").write_bytes(b"\xff\xd8 tiny")
     redis.Redis.from_url(REDIS_URL).flushdb()
-    env = {"FACELABEL_DB_URL": fresh_pg_database(f"facelabel_bench_enqueue_{count}"), "FACELABEL_BROKER_URL": REDIS_URL}
+    env = {
+        "FACELABEL_DB_URL": fresh_pg_database(f"facelabel_bench_enqueue_{count}"),
+        "FACELABEL_BROKER_URL": REDIS_URL,
+    }
     run_cli(env, "migrate")
     seconds, _, _ = run_cli(env, "enqueue", str(folder), "--aligned")
     peak = peak_rss_of(env, folder)
@@ -81,8 +90,13 @@ def peak_rss_of(env: dict, folder: Path) -> int:
         "except SystemExit: pass\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(folder)], env={**os.environ, **env},
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(folder)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return int(out.split()[-1])
 
 
@@ -100,7 +114,10 @@ def million_rows(rows: int) -> dict[str, float]:
     timings = {}
     with sessions() as session:
         for name, call in (
-            ("query --has eyeglasses --limit 100", lambda: list(query_faces(session, has=["eyeglasses"], limit=100))),
+            (
+                "query --has eyeglasses --limit 100",
+                lambda: list(query_faces(session, has=["eyeglasses"], limit=100)),
+            ),
             ("stats", lambda: stats(session)),
         ):
             call()  # warm the cache, as a server that is in use would be
@@ -116,7 +133,9 @@ def million_rows(rows: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()

@@ -16,7 +16,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +59,10 @@ def seed_way(classifier, pixels: np.ndarray, count: int) -> float:
 def facelabel(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "facelabel", *args],
-        env={**os.environ, **env}, capture_output=True, text=True, check=True,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
     )
 
 
@@ -78,17 +80,24 @@ def distributed(folder: Path, scratch: Path, batch_size: int) -> float:
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()
-    env = {"FACELABEL_DB_URL": fresh_pg_database("facelabel_bench_throughput"), "FACELABEL_BROKER_URL": REDIS_URL}
+    env = {
+        "FACELABEL_DB_URL": fresh_pg_database("facelabel_bench_throughput"),
+        "FACELABEL_BROKER_URL": REDIS_URL,
+    }
     log = open(scratch / "worker.log", "wb")
     worker = subprocess.Popen(
         [sys.executable, "-m", "facelabel", "worker", "--loglevel", "WARNING"],
-        env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         warm = scratch / "warm"
         aligned_folder(warm, 8)
         facelabel(env, "enqueue", str(warm), "--aligned", "--wait")
-        result = facelabel(env, "enqueue", str(folder), "--aligned", "--wait", "--batch-size", str(batch_size))
+        result = facelabel(
+            env, "enqueue", str(folder), "--aligned", "--wait", "--batch-size", str(batch_size)
+        )
         with open_database(env["FACELABEL_DB_URL"])() as session:
             job = session.get(Job, int(result.stdout.split()[0]))
             seconds = (job.finished_at - job.created_at).total_seconds()
@@ -103,7 +112,9 @@ def count_images(folder: Path) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed-images", type=int, default=200)
@@ -123,10 +134,15 @@ def main() -> None:
         c_reported, c_wall = embedded(folder, scratch, args.batch_size)
         d = distributed(folder, scratch, args.batch_size)
 
-    print(f"model {artifact.name}, {args.images} aligned images, batch {args.batch_size}, {os.cpu_count()} CPUs")
+    print(
+        f"model {artifact.name}, {args.images} aligned images, batch {args.batch_size}, {os.cpu_count()} CPUs"
+    )
     print(f"(a) raw batched forward      {a:8.1f} images/s")
     print(f"(b) one predict per image    {b:8.1f} images/s")
-    print(f"(c) embedded label           {c_reported:8.1f} images/s  ({c_reported / a:.2f} × a, {c_reported / b:.1f} × b)")
+    print(
+        f"(c) embedded label           {c_reported:8.1f} images/s  "
+        f"({c_reported / a:.2f} × a, {c_reported / b:.1f} × b)"
+    )
     print(f"    whole command, with start-up and model load: {c_wall:.1f} images/s")
     print(f"(d) enqueue → worker → SQL   {d:8.1f} images/s  ({d / a:.2f} × a, {d / b:.1f} × b)")
 

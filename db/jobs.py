@@ -14,7 +14,8 @@ from sqlalchemy import and_, case, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from db.models import ATTRIBUTES, File, Image, Job, JobItem, Result
-from db.upsert import dialect_insert as _insert, insert_ignore
+from db.upsert import dialect_insert as _insert
+from db.upsert import insert_ignore
 
 
 def _now() -> dt.datetime:
@@ -70,16 +71,12 @@ def known_images(session: Session, model_version_id: int, digests: Iterable[str]
     digests = list(set(digests))
     if not digests:
         return set()
-    labelled = exists().where(
-        Result.image_id == Image.id, Result.model_version_id == model_version_id
-    )
+    labelled = exists().where(Result.image_id == Image.id, Result.model_version_id == model_version_id)
     rows = session.scalars(select(Image.sha256).where(Image.sha256.in_(digests), labelled))
     return set(rows)
 
 
-def record_chunk(
-    session: Session, job_id: int, model_version_id: int, outcomes: Sequence[Outcome]
-) -> None:
+def record_chunk(session: Session, job_id: int, model_version_id: int, outcomes: Sequence[Outcome]) -> None:
     """Write a chunk's images, faces, files and job items, and count them into the job.
 
     Items are inserted once: a redelivered chunk inserts none, so it counts nothing twice.
@@ -157,9 +154,7 @@ def _mark_current(session: Session, image_ids: set[int]) -> None:
     )
 
 
-def _upsert_files(
-    session: Session, outcomes: Sequence[Outcome], image_ids: dict[str, int]
-) -> dict[str, int]:
+def _upsert_files(session: Session, outcomes: Sequence[Outcome], image_ids: dict[str, int]) -> dict[str, int]:
     """File ids by path; a readable file points at the content it holds now."""
     now = _now()
     rows = [

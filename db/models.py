@@ -132,10 +132,6 @@ class Result(Base):
     # True for the rows of the newest model version that labelled this image: what `query`
     # and `stats` show. Kept by record_chunk so reads need no anti-join over all versions.
     is_current: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
-    __table_args__ = (
-        UniqueConstraint("image_id", "model_version_id", "face", name="uq_results_face"),
-    )
+    __table_args__ = (UniqueConstraint("image_id", "model_version_id", "face", name="uq_results_face"),)

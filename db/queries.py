@@ -137,7 +137,9 @@ def query_faces(
     conditions += [getattr(r, a).is_(False) for a in lacks]
     if min_prob is not None:
         probs = [getattr(r, f"p_{a}") for a in (has or ATTRIBUTES)]
-        conditions.append(and_(*(p >= min_prob for p in probs)) if has else or_(*(p >= min_prob for p in probs)))
+        conditions.append(
+            and_(*(p >= min_prob for p in probs)) if has else or_(*(p >= min_prob for p in probs))
+        )
     if path_glob:
         conditions.append(f.path.like(glob_to_like(path_glob), escape="\\"))
     statement = (

@@ -46,9 +46,7 @@ class Settings:
     @classmethod
     def from_env(cls) -> "Settings":
         env = os.environ.get
-        roots = tuple(
-            Path(p).resolve() for p in env("FACELABEL_DATA_ROOTS", "").split(":") if p
-        )
+        roots = tuple(Path(p).resolve() for p in env("FACELABEL_DATA_ROOTS", "").split(":") if p)
         celeba = env("FACELABEL_CELEBA_DIR")
         return cls(
             db_url=env("FACELABEL_DB_URL") or cls.db_url,

@@ -18,7 +18,17 @@ class WorkerProcess:
         self.log = log
         self.handle = open(log, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "facelabel", "worker", "--hostname", f"{name}@%h", "--loglevel", "INFO", *extra],
+            [
+                sys.executable,
+                "-m",
+                "facelabel",
+                "worker",
+                "--hostname",
+                f"{name}@%h",
+                "--loglevel",
+                "INFO",
+                *extra,
+            ],
             env={**os.environ, **env},
             stdout=self.handle,
             stderr=subprocess.STDOUT,
@@ -43,7 +53,9 @@ class WorkerProcess:
         self.handle.close()
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.05, what: str = "condition") -> None:
+def wait_for(
+    condition: Callable[[], bool], timeout: float, interval: float = 0.05, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():

@@ -35,17 +35,35 @@ def wait_listening(host: str, port: int, seconds: float = 30) -> bool:
 def start_redis(host: str, port: int) -> None:
     server = shutil.which("redis-server")
     if server is None:
-        sys.exit(f"Redis is not listening on {host}:{port} and redis-server is not installed "
-                 "(apt-get install redis-server, or set FACELABEL_TEST_REDIS_URL)")
-    subprocess.run([server, "--daemonize", "yes", "--bind", host, "--port", str(port),
-                    "--save", "", "--appendonly", "no"], check=True)
+        sys.exit(
+            f"Redis is not listening on {host}:{port} and redis-server is not installed "
+            "(apt-get install redis-server, or set FACELABEL_TEST_REDIS_URL)"
+        )
+    subprocess.run(
+        [
+            server,
+            "--daemonize",
+            "yes",
+            "--bind",
+            host,
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        check=True,
+    )
 
 
 def start_postgres(host: str, port: int) -> None:
     clusters = glob.glob("/etc/postgresql/*/main")
     if not clusters or shutil.which("pg_ctlcluster") is None:
-        sys.exit(f"PostgreSQL is not listening on {host}:{port} and no local cluster was found "
-                 "(apt-get install postgresql, or set FACELABEL_TEST_PG_URL)")
+        sys.exit(
+            f"PostgreSQL is not listening on {host}:{port} and no local cluster was found "
+            "(apt-get install postgresql, or set FACELABEL_TEST_PG_URL)"
+        )
     version = clusters[0].split("/")[3]
     subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=True)
 

@@ -32,13 +32,18 @@ PROBE = textwrap.dedent(
 )
 
 
-def test_query_stats_jobs_failures_enqueue_do_not_import_tensorflow(tmp_path, sqlite_url, redis_url, monkeypatch):
+def test_query_stats_jobs_failures_enqueue_do_not_import_tensorflow(
+    tmp_path, sqlite_url, redis_url, monkeypatch
+):
     images.folder_of_images(tmp_path / "photos", 3)
     env_broker = {"FACELABEL_BROKER_URL": redis_url}
     monkeypatch.setenv("FACELABEL_BROKER_URL", redis_url)
     result = subprocess.run(
         [sys.executable, "-c", PROBE, sqlite_url, redis_url, str(tmp_path / "photos")],
-        capture_output=True, text=True, timeout=120, env={**__import__("os").environ, **env_broker},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, **env_broker},
     )
     assert result.returncode == 0, result.stderr
     assert "HEAVY:\n" in result.stdout, result.stdout
@@ -47,17 +52,40 @@ def test_query_stats_jobs_failures_enqueue_do_not_import_tensorflow(tmp_path, sq
 def test_query_csv_and_jsonl_have_the_contract_columns(tmp_path, sqlite_url):
     images.folder_of_images(tmp_path / "photos", 2)
     runner = CliRunner()
-    assert runner.invoke(main, ["--db", sqlite_url, "label", str(tmp_path / "photos"), "--aligned"]).exit_code == 0
+    assert (
+        runner.invoke(main, ["--db", sqlite_url, "label", str(tmp_path / "photos"), "--aligned"]).exit_code
+        == 0
+    )
     out = runner.invoke(main, ["--db", sqlite_url, "query", "--format", "csv"], catch_exceptions=False).output
     header, *rows = list(csv.reader(io.StringIO(out)))
     assert header == [
-        "path", "face", "box_x", "box_y", "box_w", "box_h", "eyeglasses", "beard", "mustache", "hat",
-        "p_eyeglasses", "p_beard", "p_mustache", "p_hat", "model_version",
+        "path",
+        "face",
+        "box_x",
+        "box_y",
+        "box_w",
+        "box_h",
+        "eyeglasses",
+        "beard",
+        "mustache",
+        "hat",
+        "p_eyeglasses",
+        "p_beard",
+        "p_mustache",
+        "p_hat",
+        "model_version",
     ]
     assert len(rows) == 2 and all(r[6] in ("0", "1") for r in rows)
-    lines = runner.invoke(main, ["--db", sqlite_url, "query", "--format", "jsonl", "--limit", "1"]).output.splitlines()
+    lines = runner.invoke(
+        main, ["--db", sqlite_url, "query", "--format", "jsonl", "--limit", "1"]
+    ).output.splitlines()
     assert len(lines) == 1 and list(json.loads(lines[0])) == header
-    assert runner.invoke(main, ["--db", sqlite_url, "query", "--has", "hat", "--format", "json", "--path", "/none/*"]).output == "[]\n"
+    assert (
+        runner.invoke(
+            main, ["--db", sqlite_url, "query", "--has", "hat", "--format", "json", "--path", "/none/*"]
+        ).output
+        == "[]\n"
+    )
 
 
 def test_bad_settings_and_urls_are_one_line_errors(tmp_path, monkeypatch):
@@ -88,6 +116,12 @@ def test_enqueue_without_a_broker_is_a_one_line_error(tmp_path, sqlite_url, monk
         """
     )
     env = {**__import__("os").environ, "FACELABEL_BROKER_URL": "redis://:secret@127.0.0.1:1/0"}
-    out = subprocess.run([sys.executable, "-c", script, sqlite_url, str(tmp_path / "photos")], capture_output=True, text=True, env=env, timeout=60).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", script, sqlite_url, str(tmp_path / "photos")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    ).stdout
     code, message = out.split("\n", 1)
     assert code == "1" and "cannot reach the broker" in message and "secret" not in message

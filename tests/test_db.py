@@ -30,9 +30,14 @@ def test_schema_revision_constant_is_the_alembic_head():
 
 def make_version(session, name):
     version = ModelVersion(
-        name=name, path="/models/" + name, sha256="0" * 64, backbone="mobilenet", input_size=160,
+        name=name,
+        path="/models/" + name,
+        sha256="0" * 64,
+        backbone="mobilenet",
+        input_size=160,
         thresholds=dict.fromkeys(("eyeglasses", "beard", "mustache", "hat"), 0.5),
-        metrics={}, meta={},
+        metrics={},
+        meta={},
     )
     session.add(version)
     session.flush()
@@ -54,7 +59,9 @@ def sessions(db_url):
 
 def new_job(sessions, name="m1"):
     with sessions.begin() as session:
-        version = session.scalar(select(ModelVersion).where(ModelVersion.name == name)) or make_version(session, name)
+        version = session.scalar(select(ModelVersion).where(ModelVersion.name == name)) or make_version(
+            session, name
+        )
         job = create_job(session, roots=["/p"], options={"aligned": True}, model_version_id=version.id)
         return job.id, version.id
 
@@ -123,7 +130,12 @@ def labelled(sessions):
         job_id,
         version_id,
         [
-            image_outcome(paths[0], "a" * 64, face((0.95, 0.1, 0.1, 0.7), (0, 0, 50, 50)), face((0.2, 0.9, 0.6, 0.1), (60, 0, 20, 20))),
+            image_outcome(
+                paths[0],
+                "a" * 64,
+                face((0.95, 0.1, 0.1, 0.7), (0, 0, 50, 50)),
+                face((0.2, 0.9, 0.6, 0.1), (60, 0, 20, 20)),
+            ),
             image_outcome(paths[1], "b" * 64, face((0.1, 0.1, 0.1, 0.1))),
             image_outcome(paths[2], "c" * 64, face((0.6, 0.9, 0.1, 0.1))),
             image_outcome(paths[3], "d" * 64, face((0.1, 0.3, 0.1, 0.9))),
@@ -159,12 +171,23 @@ def test_query_rows_carry_the_contract_columns(sessions, labelled):
     with sessions() as session:
         row = next(queries.query_faces(session, has=["hat"]))
     assert tuple(row) == queries.FACE_COLUMNS
-    assert (row["box_w"], row["hat"], row["eyeglasses"], row["p_eyeglasses"], row["model_version"]) == (50, 1, 1, 0.95, "m1")
+    assert (row["box_w"], row["hat"], row["eyeglasses"], row["p_eyeglasses"], row["model_version"]) == (
+        50,
+        1,
+        1,
+        0.95,
+        "m1",
+    )
 
 
 def test_query_shows_the_newest_model_per_image_and_a_job_its_own(sessions, labelled):
     job_id, version_id = new_job(sessions, name="m2")
-    record(sessions, job_id, version_id, [image_outcome("/p/holiday/b.jpg", "b" * 64, face((0.99, 0.1, 0.1, 0.1)))])
+    record(
+        sessions,
+        job_id,
+        version_id,
+        [image_outcome("/p/holiday/b.jpg", "b" * 64, face((0.99, 0.1, 0.1, 0.1)))],
+    )
     with sessions() as session:
         rows = {(r["path"], r["face"]): r["model_version"] for r in queries.query_faces(session)}
         assert rows[("/p/holiday/b.jpg", 0)] == "m2" and rows[("/p/work/c.jpg", 0)] == "m1"
@@ -175,7 +198,16 @@ def test_query_shows_the_newest_model_per_image_and_a_job_its_own(sessions, labe
 
 
 def test_stats(sessions, labelled):
-    expected = {"images": 4, "faces": 5, "eyeglasses": 2, "beard": 2, "mustache": 1, "hat": 2, "failures": 1, "skipped": 3}
+    expected = {
+        "images": 4,
+        "faces": 5,
+        "eyeglasses": 2,
+        "beard": 2,
+        "mustache": 1,
+        "hat": 2,
+        "failures": 1,
+        "skipped": 3,
+    }
     with sessions() as session:
         assert queries.stats(session) == expected
         assert queries.stats(session, labelled) == expected
@@ -186,7 +218,16 @@ def test_jobs_listing_and_detail(sessions, labelled):
     with sessions() as session:
         [row] = list(queries.list_jobs(session))
         detail = queries.get_job(session, labelled)
-    assert (row["status"], row["images"], row["done"], row["failed"], row["faces"], row["skipped"]) == ("complete", 5, 4, 1, 5, 3)
+    assert (row["status"], row["images"], row["done"], row["failed"], row["faces"], row["skipped"]) == (
+        "complete",
+        5,
+        4,
+        1,
+        5,
+        3,
+    )
     assert detail["pending"] == 0 and detail["finished"] is not None
     with sessions() as session:
-        assert [f["reason"] for f in queries.failures(session, labelled)] == ["not an image: the file holds text"]
+        assert [f["reason"] for f in queries.failures(session, labelled)] == [
+            "not an image: the file holds text"
+        ]

@@ -9,7 +9,6 @@ import os
 
 import pytest
 from click.testing import CliRunner
-from PIL import Image
 
 from facelabel.cli import main
 from tests import images
@@ -100,7 +99,14 @@ def test_unusual_formats_are_labelled_like_their_plain_twin(awkward_folder, sqli
     rows = json.loads(run("--db", sqlite_url, "query", "--format", "json").output)
     by_name = {os.path.basename(r["path"]): probabilities(r) for r in rows}
     # Same pixels as reference.png: identical content, so identical probabilities.
-    for name in ("opaque rgba.png", "image.bmp", "image.tiff", "lossless.webp", "ñandú café.png", "inside dir.png"):
+    for name in (
+        "opaque rgba.png",
+        "image.bmp",
+        "image.tiff",
+        "lossless.webp",
+        "ñandú café.png",
+        "inside dir.png",
+    ):
         assert by_name[name] == by_name["reference.png"], name
     assert by_name["sixteen bit.png"] == by_name["gray.png"]
     assert by_name["palette.gif"] == by_name["animated.gif"] == by_name["palette.png"]

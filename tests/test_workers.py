@@ -45,7 +45,10 @@ def workers(tmp_path, stack_env):
 def facelabel(env, *args, timeout=300):
     return subprocess.run(
         [sys.executable, "-m", "facelabel", *args],
-        env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -84,11 +87,18 @@ def test_worker_killed_mid_job_loses_and_duplicates_nothing(tmp_path, stack_env,
     assert 0 < done_at_kill < count, "the worker finished before it could be killed"
 
     workers("rescuer")
-    wait_for(lambda: job_status(engine, job_id) == "complete", timeout=180, interval=0.5, what="the job to complete")
+    wait_for(
+        lambda: job_status(engine, job_id) == "complete",
+        timeout=180,
+        interval=0.5,
+        what="the job to complete",
+    )
     with engine.connect() as connection:
         per_image = connection.execute(
-            text("SELECT f.path, count(r.id) FROM job_items i JOIN files f ON f.id = i.file_id "
-                 "LEFT JOIN results r ON r.image_id = f.image_id WHERE i.job_id = :job GROUP BY f.path"),
+            text(
+                "SELECT f.path, count(r.id) FROM job_items i JOIN files f ON f.id = i.file_id "
+                "LEFT JOIN results r ON r.image_id = f.image_id WHERE i.job_id = :job GROUP BY f.path"
+            ),
             {"job": job_id},
         ).all()
         assert connection.execute(select(func.count()).select_from(Result)).scalar() == count

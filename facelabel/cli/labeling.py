@@ -6,12 +6,21 @@ import os
 import time
 
 import click
+
 from facelabel.artifact import ArtifactError
 from facelabel.cli.common import sessions_for
 
 PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True), metavar="PATH...")
-ALIGNED = click.option("--aligned", is_flag=True, help="Each image is one aligned face (CelebA-style crop): no detection.")
-BATCH_SIZE = click.option("--batch-size", type=click.IntRange(1, 4096), metavar="N", help="Faces per forward pass (default FACELABEL_BATCH_SIZE or 32).")
+ALIGNED = click.option(
+    "--aligned", is_flag=True, help="Each image is one aligned face (CelebA-style crop): no detection."
+)
+BATCH_SIZE = click.option(
+    "--batch-size",
+    type=click.IntRange(1, 4096),
+    metavar="N",
+    help="Faces per forward pass (default FACELABEL_BATCH_SIZE or 32).",
+)
+
 
 def _require_aligned(aligned: bool) -> None:
     if not aligned:
@@ -48,8 +57,14 @@ def _submit(settings, paths, aligned, batch_size, model, send, on_job=lambda job
     sessions = sessions_for(settings)
     try:
         return sessions, *submit_job(
-            sessions, paths, settings=settings, aligned=aligned, batch_size=batch_size,
-            model=model, send=send, on_job=on_job,
+            sessions,
+            paths,
+            settings=settings,
+            aligned=aligned,
+            batch_size=batch_size,
+            model=model,
+            send=send,
+            on_job=on_job,
         )
     except (ArtifactError, ReadError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -58,7 +73,12 @@ def _submit(settings, paths, aligned, batch_size, model, send, on_job=lambda job
 @click.command()
 @PATHS
 @ALIGNED
-@click.option("--model", metavar="M", help="Model directory or registered version (default: FACELABEL_MODEL, the active version, else the bundled model).")
+@click.option(
+    "--model",
+    metavar="M",
+    help="Model directory or registered version "
+    "(default: FACELABEL_MODEL, the active version, else the bundled model).",
+)
 @BATCH_SIZE
 @click.pass_obj
 def label(settings, paths, aligned, model, batch_size):
@@ -137,7 +157,9 @@ def enqueue(settings, paths, aligned, wait, batch_size, model):
         with app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=5)
     except Exception as exc:
-        raise click.ClickException(f"cannot reach the broker at {maybe_sanitize_url(settings.broker_url)}: {exc}") from None
+        raise click.ClickException(
+            f"cannot reach the broker at {maybe_sanitize_url(settings.broker_url)}: {exc}"
+        ) from None
 
     with app.producer_or_acquire() as producer:  # one producer for all chunks, not one each
 
@@ -170,11 +192,20 @@ def _follow(sessions, job_id: int, total: int, app) -> None:
             if status == "complete":
                 break
             time.sleep(0.5)
-    click.echo(f"job {job_id}: complete: {counts.done} images, {counts.faces} faces, {counts.failed} failures")
+    click.echo(
+        f"job {job_id}: complete: {counts.done} images, {counts.faces} faces, {counts.failed} failures"
+    )
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes (one per GPU).")
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes (one per GPU).",
+)
 @click.option("--queues", "-Q", default="label", show_default=True, help="Queues to consume.")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
@@ -192,7 +223,9 @@ def worker(settings, concurrency, queues, loglevel, celery_args):
     get_settings.cache_clear()
     from worker.celery_app import app
 
-    app.worker_main(["worker", "-Q", queues, "--concurrency", str(concurrency), "--loglevel", loglevel, *celery_args])
+    app.worker_main(
+        ["worker", "-Q", queues, "--concurrency", str(concurrency), "--loglevel", loglevel, *celery_args]
+    )
 
 
 @click.command()

@@ -39,7 +39,10 @@ def emit_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str) 
     elif fmt == "json":
         out.write("[")
         for count, row in enumerate(rows, 1):
-            out.write(("\n " if count == 1 else ",\n ") + json.dumps({c: row[c] for c in columns}, ensure_ascii=False))
+            out.write(
+                ("\n " if count == 1 else ",\n ")
+                + json.dumps({c: row[c] for c in columns}, ensure_ascii=False)
+            )
         out.write("\n]\n" if count else "]\n")
     else:
         count = _emit_table(out, rows, columns)

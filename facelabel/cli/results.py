@@ -11,12 +11,29 @@ from db.models import ATTRIBUTES
 from facelabel.cli.common import check_job, job_option, sessions_for
 from facelabel.cli.output import emit_mapping, emit_rows, format_option
 
-JOB_COLUMNS = ("id", "status", "created", "images", "done", "failed", "skipped", "faces", "model_version", "roots")
+JOB_COLUMNS = (
+    "id",
+    "status",
+    "created",
+    "images",
+    "done",
+    "failed",
+    "skipped",
+    "faces",
+    "model_version",
+    "roots",
+)
 
 
 @click.command()
 @click.option("--has", multiple=True, type=click.Choice(ATTRIBUTES), help="Face shows this (repeatable).")
-@click.option("--not", "lacks", multiple=True, type=click.Choice(ATTRIBUTES), help="Face does not show this (repeatable).")
+@click.option(
+    "--not",
+    "lacks",
+    multiple=True,
+    type=click.Choice(ATTRIBUTES),
+    help="Face does not show this (repeatable).",
+)
 @job_option("Only faces of images in this job, as that job's model saw them.")
 @click.option("--path", "path_glob", metavar="GLOB", help="Absolute path matches GLOB (* also matches /).")
 @click.option(
