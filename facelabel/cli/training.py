@@ -1,0 +1,196 @@
+"""Building models: ``data convert``, ``data tfrecords``, ``train``, ``evaluate``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from facelabel.cli.common import sessions_for
+
+
+@click.group()
+def data():
+    """Prepare CelebA annotations and images for training."""
+
+
+@data.command()
+@click.option(
+    "--annotation", type=click.Path(exists=True, dir_okay=False), required=True, help="list_attr_celeba.txt"
+)
+@click.option(
+    "--json", "out", type=click.Path(dir_okay=False, writable=True), required=True, help="Selection to write."
+)
+@click.option(
+    "--mixed-num",
+    type=click.IntRange(min=0),
+    default=10000,
+    show_default=True,
+    help="All-negative images to add, drawn at random.",
+)
+@click.option("--partition", type=click.Path(exists=True, dir_okay=False), help="list_eval_partition.txt")
+@click.option("--seed", type=int, default=0, show_default=True)
+def convert(annotation, out, mixed_num, partition, seed):
+    """Select the images to train on: every image with an attribute, plus random negatives.
+
+    \b
+    facelabel data convert --annotation list_attr_celeba.txt --json selected.json \\
+        --mixed-num 10000 --partition list_eval_partition.txt
+    """
+    from trainer.annotations import AnnotationError
+    from trainer.annotations import convert as run
+
+    try:
+        summary = run(annotation, out, mixed_num=mixed_num, seed=seed, partition=partition)
+    except AnnotationError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(summary, indent=2))
+
+
+def _ratios(value: str | None):
+    if value is None:
+        return None
+    try:
+        parts = tuple(int(p) for p in value.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or min(parts) < 0 or parts[0] == 0:
+        raise click.BadParameter("expected three non-negative integers like 80,10,10")
+    return parts
+
+
+@data.command()
+@click.option("--json", "selection", type=click.Path(exists=True, dir_okay=False), required=True)
+@click.option(
+    "--images", type=click.Path(exists=True, file_okay=False), required=True, help="Folder of the images."
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False), required=True, help="Folder for shards and manifest."
+)
+@click.option("--split", metavar="T,V,T", help="Random image-level split, e.g. 80,10,10 (the default).")
+@click.option("--official-partition", is_flag=True, help="CelebA's identity-disjoint train/val/test.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--size", type=click.IntRange(16, 1024), default=160, show_default=True, help="Crop size in pixels."
+)
+def tfrecords(selection, images, out, split, official_partition, seed, size):
+    """Write sharded TFRecords of face crops (the worker's own crop) with labels.
+
+    \b
+    facelabel data tfrecords --json selected.json --images img_align_celeba/ \\
+        --out records/ --official-partition
+    """
+    from trainer.annotations import AnnotationError
+    from trainer.records import build_records
+
+    if split and official_partition:
+        raise click.UsageError("--split and --official-partition exclude each other")
+    ratios = None if official_partition else _ratios(split or "80,10,10")
+    try:
+        manifest = build_records(selection, images, out, ratios=ratios, seed=seed, size=size)
+    except AnnotationError as exc:
+        raise click.ClickException(str(exc)) from None
+    for name, info in manifest["splits"].items():
+        click.echo(
+            f"{name}: {info['images']} images, {info['skipped']} skipped, positives {info['positives']}"
+        )
+
+
+@click.command()
+@click.option("--model", "backbone", default="mobilenet", show_default=True, help="Backbone name.")
+@click.option(
+    "--train-tfrecord", required=True, metavar="F", help="Shards: file, glob, or prefix like records/train."
+)
+@click.option("--val-tfrecord", required=True, metavar="F")
+@click.option("--model-dir", type=click.Path(file_okay=False), required=True)
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=40, show_default=True, help="Head epochs (frozen)."
+)
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--weights", default="imagenet", show_default=True, help="imagenet, none, or a weights file.")
+@click.option("--fine-tune", is_flag=True, help="Then unfreeze the backbone (BatchNorm stays frozen).")
+@click.option("--fine-tune-epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--fine-tune-lr", type=float, default=1e-5, show_default=True)
+@click.option(
+    "--unfreeze",
+    "unfreeze_fraction",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Top fraction of backbone layers to fine-tune.",
+)
+@click.option("--alpha", type=float, default=0.25, show_default=True, help="Width of MobileNet backbones.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--name", help="Version name (default: backbone-size-timestamp).")
+@click.pass_obj
+def train(settings, backbone, train_tfrecord, val_tfrecord, model_dir, weights, name, **options):
+    """Train a model, calibrate its thresholds on val, save and register it.
+
+    \b
+    facelabel train --model mobilenet --train-tfrecord records/train \\
+        --val-tfrecord records/val --model-dir models/ --weights imagenet --fine-tune
+    """
+    from db.registry import register_model
+    from trainer.model import BACKBONES
+    from trainer.train import Recipe
+    from trainer.train import train as run
+
+    if backbone not in BACKBONES:
+        raise click.BadParameter(f"choose from {', '.join(BACKBONES)}", param_hint="--model")
+    recipe = Recipe(backbone=backbone, weights=None if weights == "none" else weights, **options)
+    try:
+        directory = run(
+            recipe, train_spec=train_tfrecord, val_spec=val_tfrecord, model_dir=model_dir, name=name
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    with sessions_for(settings).begin() as session:
+        version = register_model(session, directory)
+        click.echo(f"model {version.name} saved to {directory} and registered (id {version.id})")
+    click.echo(_summary(directory))
+
+
+def _summary(directory) -> str:
+    from facelabel.artifact import load_artifact
+    from trainer.evaluate import summary_markdown
+
+    return summary_markdown(load_artifact(directory).meta["metrics"]["val"])
+
+
+@click.command()
+@click.option("--model", "model_path", required=True, metavar="M", help="Model directory.")
+@click.option("--tfrecord", required=True, metavar="F", help="Shards to evaluate on.")
+@click.option(
+    "--report", type=click.Path(file_okay=False), help="Write metrics.json, summary.md and plots here."
+)
+def evaluate(model_path, tfrecord, report):
+    """Per-attribute precision, recall, F1, AUC, balanced accuracy, at the model's
+    thresholds and at 0.5, with bootstrap intervals.
+
+    \b
+    facelabel evaluate --model models/v1 --tfrecord records/val --report reports/v1
+    """
+    from facelabel.artifact import ArtifactError, load_artifact
+    from trainer.evaluate import evaluate_predictions, summary_markdown, write_report
+    from trainer.records import read_manifest, record_files
+    from trainer.train import load_history, predict
+    from worker.classifier import Classifier
+
+    try:
+        artifact = load_artifact(model_path)
+        files = record_files(tfrecord)
+        size = read_manifest(files)["size"]
+    except (ArtifactError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if size != artifact.input_size:
+        raise click.ClickException(f"records hold {size}px crops; the model takes {artifact.input_size}px")
+    probabilities, labels = predict(Classifier(artifact).model, files, size)
+    thresholds = [artifact.thresholds[a] for a in artifact.meta["attributes"]]
+    metrics = evaluate_predictions(probabilities, labels, thresholds)
+    if report:
+        write_report(metrics, probabilities, labels, report, load_history(artifact.directory))
+    click.echo(summary_markdown(metrics))
+
+
+COMMANDS = (data, train, evaluate)

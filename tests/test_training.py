@@ -1,0 +1,156 @@
+"""The trainer end to end on a small synthetic CelebA look-alike: convert → tfrecords →
+train → evaluate → label with the new model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageDraw
+
+from facelabel.artifact import load_artifact
+from facelabel.cli import main
+from tests import images
+
+pytestmark = pytest.mark.slow
+
+
+def synthetic_celeba(root, count=96, seed=0):
+    """Faces-ish pictures where each attribute is drawn (glasses band, beard, moustache bar,
+    hat block), with CelebA-format annotation and partition files."""
+    rng = np.random.default_rng(seed)
+    folder = root / "img_align_celeba"
+    folder.mkdir(parents=True)
+    rows, partition = [], []
+    for index in range(count):
+        name = f"{index + 1:06d}.jpg"
+        picture = images.reference(index)
+        draw = ImageDraw.Draw(picture)
+        glasses, beard, mustache, hat = (rng.random(4) < 0.3).astype(int)
+        if glasses:
+            draw.rectangle((30, 95, 150, 112), fill=(10, 10, 10))
+        if beard:
+            draw.rectangle((40, 160, 140, 218), fill=(90, 60, 30))
+        if mustache:
+            draw.rectangle((65, 140, 115, 148), fill=(40, 25, 10))
+        if hat:
+            draw.rectangle((20, 0, 160, 45), fill=(150, 20, 20))
+        picture.save(folder / name, quality=92)
+        values = [1 if glasses else -1, 1 if mustache else -1, -1 if beard else 1, 1 if hat else -1]
+        rows.append(f"{name} {' '.join(map(str, values))}")
+        partition.append(f"{name} {0 if index < count * 3 // 4 else 1}")
+    (root / "list_attr_celeba.txt").write_text(
+        f"{count}\r\nEyeglasses Mustache No_Beard Wearing_Hat\r\n" + "\r\n".join(rows) + "\r\n"
+    )
+    (root / "list_eval_partition.txt").write_text("\n".join(partition) + "\n")
+    return folder
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_convert_records_train_evaluate_and_label(tmp_path, sqlite_url):
+    folder = synthetic_celeba(tmp_path)
+    invoke(
+        "data",
+        "convert",
+        "--annotation",
+        tmp_path / "list_attr_celeba.txt",
+        "--json",
+        tmp_path / "sel.json",
+        "--mixed-num",
+        1000,
+        "--partition",
+        tmp_path / "list_eval_partition.txt",
+    )
+    (folder / "000003.jpg").unlink()  # a missing image is reported and skipped
+    out = invoke(
+        "data",
+        "tfrecords",
+        "--json",
+        tmp_path / "sel.json",
+        "--images",
+        folder,
+        "--out",
+        tmp_path / "rec",
+        "--official-partition",
+        "--size",
+        64,
+    )
+    manifest = json.loads((tmp_path / "rec" / "manifest.json").read_text())
+    assert manifest["splits"]["train"]["images"] + manifest["splits"]["val"]["images"] == 95
+    assert manifest["splits"]["train"]["skipped"] + manifest["splits"]["val"]["skipped"] == 1
+    assert "skipped" in out
+
+    out = invoke(
+        "--db",
+        sqlite_url,
+        "train",
+        "--model",
+        "mobilenet",
+        "--weights",
+        "none",
+        "--train-tfrecord",
+        tmp_path / "rec" / "train",
+        "--val-tfrecord",
+        tmp_path / "rec" / "val",
+        "--model-dir",
+        tmp_path / "models",
+        "--epochs",
+        1,
+        "--fine-tune",
+        "--fine-tune-epochs",
+        1,
+        "--batch-size",
+        16,
+        "--name",
+        "synthetic-v1",
+    )
+    assert "registered" in out and "| eyeglasses |" in out
+    artifact = load_artifact(tmp_path / "models" / "synthetic-v1")
+    assert artifact.input_size == 64 and artifact.meta["training"]["phases"]["fine_tune"]["epochs"] == 1
+    assert all(0 < t < 1 for t in artifact.thresholds.values())
+    assert artifact.meta["metrics"]["val"]["faces"] == manifest["splits"]["val"]["images"]
+
+    out = invoke(
+        "evaluate",
+        "--model",
+        artifact.directory,
+        "--tfrecord",
+        tmp_path / "rec" / "val",
+        "--report",
+        tmp_path / "report",
+    )
+    report = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert report["macro_f1"] == artifact.meta["metrics"]["val"]["macro_f1"]
+    for name in ("summary.md", "pr_curves.png", "training.png"):
+        assert (tmp_path / "report" / name).stat().st_size > 0
+    Image.open(tmp_path / "report" / "pr_curves.png").verify()
+
+    invoke("--db", sqlite_url, "label", folder, "--aligned", "--model", artifact.directory)
+    rows = json.loads(invoke("--db", sqlite_url, "query", "--format", "json"))
+    assert len(rows) == 95 and {r["model_version"] for r in rows} == {"synthetic-v1"}
+
+
+def test_split_option_is_checked(tmp_path):
+    result = CliRunner().invoke(
+        main,
+        [
+            "data",
+            "tfrecords",
+            "--json",
+            str(tmp_path),
+            "--images",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "r"),
+            "--split",
+            "80,20",
+        ],
+    )
+    assert result.exit_code == 2
