@@ -1,0 +1,53 @@
+"""Backbones build with their preprocessing inside, and a saved model reloads in safe mode
+with the same outputs."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from facelabel.artifact import ATTRIBUTES
+from trainer.model import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, build_model, preprocessing, unfreeze
+
+
+def test_preprocessing_layers_match_keras_applications():
+    pixels = np.random.default_rng(0).uniform(0, 255, size=(2, 8, 8, 3)).astype("float32")
+    apps = keras.applications
+    np.testing.assert_allclose(
+        preprocessing("tf")(pixels), apps.mobilenet.preprocess_input(pixels.copy()), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        preprocessing("caffe")(pixels), apps.resnet50.preprocess_input(pixels.copy()), atol=1e-3
+    )
+    torch_style = (pixels / 255 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
+    np.testing.assert_allclose(preprocessing("torch")(pixels), torch_style, atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+def test_every_backbone_saves_and_reloads_in_safe_mode(backbone, tmp_path):
+    model = build_model(backbone, input_size=96, weights=None)
+    assert model.output_shape == (None, len(ATTRIBUTES))
+    assert not any(w.trainable for w in model.layers[2].weights)  # backbone frozen by default
+    pixels = np.random.default_rng(1).uniform(0, 255, size=(2, 96, 96, 3)).astype("float32")
+    expected = model.predict(pixels, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True, compile=False)
+    np.testing.assert_allclose(loaded.predict(pixels, verbose=0), expected, atol=1e-5)
+
+
+def test_unfreeze_keeps_batchnorm_frozen():
+    model = build_model("mobilenet", input_size=64, weights=None)
+    trainable = unfreeze(model, fraction=0.5)
+    base = model.layers[2]
+    assert 0 < trainable < len(base.layers)
+    assert not any(
+        layer.trainable for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)
+    )
+    assert any(layer.trainable for layer in base.layers[-10:])
+
+
+def test_torch_layout_refuses_a_keras_download():
+    with pytest.raises(ValueError, match="trainer.torch_port"):
+        build_model("mobilenetv2-torch", input_size=64, weights="imagenet")
