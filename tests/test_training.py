@@ -3,8 +3,11 @@ train → evaluate → label with the new model."""
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 
+import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -46,6 +49,16 @@ def synthetic_celeba(root, count=96, seed=0):
     )
     (root / "list_eval_partition.txt").write_text("\n".join(partition) + "\n")
     return folder
+
+
+def optimizer_values(keras_file) -> int:
+    with zipfile.ZipFile(keras_file) as archive, archive.open("model.weights.h5") as handle:
+        weights = h5py.File(io.BytesIO(handle.read()))
+        if "optimizer" not in weights:
+            return 0
+        sizes = []
+        weights["optimizer"].visititems(lambda _, item: sizes.append(getattr(item, "size", 0)))
+        return sum(sizes)
 
 
 def invoke(*args):
@@ -116,6 +129,7 @@ def test_convert_records_train_evaluate_and_label(tmp_path, sqlite_url):
     assert artifact.input_size == 64 and artifact.meta["training"]["phases"]["fine_tune"]["epochs"] == 1
     assert all(0 < t < 1 for t in artifact.thresholds.values())
     assert artifact.meta["metrics"]["val"]["faces"] == manifest["splits"]["val"]["images"]
+    assert optimizer_values(artifact.weights_path) == 0  # the artifact carries weights only
 
     out = invoke(
         "evaluate",

@@ -113,9 +113,13 @@ def unfreeze(model, *, fraction: float = 1.0) -> int:
 
 
 def save_artifact(model, directory: str | Path, meta: dict) -> Path:
-    """Write ``model.keras`` and its ``model.json`` contract into ``directory``."""
+    """Write ``model.keras`` (weights only, no optimizer state) and ``model.json``."""
+    import keras
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    model.save(directory / WEIGHTS_FILE)
+    # An uncompiled model over the same layers: a compiled one would also save Adam's two
+    # moments per weight, tripling the file.
+    keras.Model(model.inputs, model.outputs, name=model.name).save(directory / WEIGHTS_FILE)
     write_metadata(directory, meta)
     return directory
