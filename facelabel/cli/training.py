@@ -124,7 +124,7 @@ def tfrecords(selection, images, out, split, official_partition, seed, size):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--name", help="Version name (default: backbone-size-timestamp).")
 @click.pass_obj
-def train(settings, backbone, train_tfrecord, val_tfrecord, model_dir, weights, name, **options):
+def train(settings, backbone, train_tfrecords, val_tfrecord, model_dir, weights, name, **options):
     """Train a model, calibrate its thresholds on val, save and register it.
 
     \b
@@ -141,7 +141,7 @@ def train(settings, backbone, train_tfrecord, val_tfrecord, model_dir, weights, 
     recipe = Recipe(backbone=backbone, weights=None if weights == "none" else weights, **options)
     try:
         directory = run(
-            recipe, train_spec=train_tfrecord, val_spec=val_tfrecord, model_dir=model_dir, name=name
+            recipe, train_specs=list(train_tfrecords), val_spec=val_tfrecord, model_dir=model_dir, name=name
         )
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
