@@ -99,7 +99,12 @@ def tfrecords(selection, images, out, split, official_partition, seed, size):
 @click.command()
 @click.option("--model", "backbone", default="mobilenet", show_default=True, help="Backbone name.")
 @click.option(
-    "--train-tfrecord", required=True, metavar="F", help="Shards: file, glob, or prefix like records/train."
+    "--train-tfrecord",
+    "train_tfrecords",
+    required=True,
+    multiple=True,
+    metavar="F",
+    help="Shards: file, glob, or prefix like records/train (repeat to train on several sets).",
 )
 @click.option("--val-tfrecord", required=True, metavar="F")
 @click.option("--model-dir", type=click.Path(file_okay=False), required=True)
