@@ -42,6 +42,7 @@ class Outcome:
     width: int = 0
     height: int = 0
     faces: tuple[Face, ...] | None = None  # None: known content, results already stored
+    dropped: int = 0  # detections under the minimum size or confidence
 
 
 def create_job(session: Session, *, roots: list[str], options: dict, model_version_id: int) -> Job:
@@ -118,9 +119,9 @@ def record_chunk(session: Session, job_id: int, model_version_id: int, outcomes:
         item = {"job_id": job_id, "file_id": file_ids[outcome.path], "finished_at": now}
         if outcome.reason is None:
             faces = face_counts.get(image_ids[outcome.sha256], 0)
-            item.update(status="done", reason=None, faces=faces)
+            item.update(status="done", reason=None, faces=faces, dropped_faces=outcome.dropped)
         else:
-            item.update(status="failed", reason=outcome.reason, faces=None)
+            item.update(status="failed", reason=outcome.reason, faces=None, dropped_faces=None)
         items.append(item)
     statement = _insert(session, JobItem).on_conflict_do_nothing(index_elements=["job_id", "file_id"])
     inserted = len(session.execute(statement.returning(JobItem.file_id), items).all())

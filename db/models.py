@@ -103,6 +103,7 @@ class JobItem(Base):
     status: Mapped[str] = mapped_column(String(10))
     reason: Mapped[str | None] = mapped_column(Text)
     faces: Mapped[int | None] = mapped_column(Integer)
+    dropped_faces: Mapped[int | None] = mapped_column(Integer)  # too small or unsure
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_job_items_job_status", "job_id", "status"),)

@@ -165,7 +165,9 @@ def face_row(path: str, result: Result, model_name: str) -> dict[str, Any]:
 
 
 def stats(session: Session, job_id: int | None = None) -> dict[str, int]:
-    """Faces per attribute over current results, plus images, faces, failures, skipped."""
+    """Faces per attribute over current results; images, faces; images with no face found,
+    detections dropped as too small or unsure, failures (no-face images included) and
+    skipped non-image files."""
     base = _current_results(job_id).subquery()
     r = aliased(Result, base)
     row = session.execute(
@@ -175,15 +177,20 @@ def stats(session: Session, job_id: int | None = None) -> dict[str, int]:
         )
     ).one()
     images = select(func.count()).select_from(File).where(File.image_id.is_not(None))
-    failed = select(func.count()).select_from(JobItem).where(JobItem.status == "failed")
+    items = select(
+        func.count().filter(JobItem.status == "failed"),
+        func.count().filter(JobItem.reason.like("no face found%")),
+        func.coalesce(func.sum(JobItem.dropped_faces), 0),
+    )
     skipped = select(func.coalesce(func.sum(Job.skipped), 0))
     if job_id is not None:
         images = select(func.count()).where(JobItem.job_id == job_id, JobItem.status == "done")
-        failed = failed.where(JobItem.job_id == job_id)
+        items = items.where(JobItem.job_id == job_id)
         skipped = skipped.where(Job.id == job_id)
+    failures, no_face, dropped = session.execute(items).one()
     result = {"images": session.scalar(images), "faces": row[0]}
     result.update(zip(ATTRIBUTES, row[1:]))
-    result.update(failures=session.scalar(failed), skipped=session.scalar(skipped))
+    result.update(no_face=no_face, dropped_faces=dropped, failures=failures, skipped=session.scalar(skipped))
     return result
 
 

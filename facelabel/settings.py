@@ -29,6 +29,19 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
+def _fraction(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise SettingsError(f"{name} must be between 0 and 1, got {value}")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     db_url: str = "sqlite:///facelabel.db"
@@ -41,6 +54,9 @@ class Settings:
     max_image_pixels: int = 100_000_000
     max_file_bytes: int = 200_000_000
     visibility_timeout: int = 900
+    detect_max_side: int = 1024
+    min_face_pixels: int = 20
+    min_face_confidence: float = 0.9
     celeba_dir: Path | None = None
 
     @classmethod
@@ -59,6 +75,9 @@ class Settings:
             max_image_pixels=_int("FACELABEL_MAX_IMAGE_PIXELS", cls.max_image_pixels),
             max_file_bytes=_int("FACELABEL_MAX_FILE_BYTES", cls.max_file_bytes),
             visibility_timeout=_int("FACELABEL_VISIBILITY_TIMEOUT", cls.visibility_timeout),
+            detect_max_side=_int("FACELABEL_DETECT_MAX_SIDE", cls.detect_max_side, minimum=64),
+            min_face_pixels=_int("FACELABEL_MIN_FACE_PIXELS", cls.min_face_pixels),
+            min_face_confidence=_fraction("FACELABEL_MIN_FACE_CONFIDENCE", cls.min_face_confidence),
             celeba_dir=Path(celeba) if celeba else None,
         )
 

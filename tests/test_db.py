@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -136,14 +138,15 @@ def labelled(sessions):
                 face((0.95, 0.1, 0.1, 0.7), (0, 0, 50, 50)),
                 face((0.2, 0.9, 0.6, 0.1), (60, 0, 20, 20)),
             ),
-            image_outcome(paths[1], "b" * 64, face((0.1, 0.1, 0.1, 0.1))),
+            dataclasses.replace(image_outcome(paths[1], "b" * 64, face((0.1, 0.1, 0.1, 0.1))), dropped=2),
             image_outcome(paths[2], "c" * 64, face((0.6, 0.9, 0.1, 0.1))),
             image_outcome(paths[3], "d" * 64, face((0.1, 0.3, 0.1, 0.9))),
             Outcome(path="/p/work/broken.jpg", reason="not an image: the file holds text"),
+            Outcome(path="/p/work/empty room.jpg", reason="no face found (1 too small or unsure)"),
         ],
     )
     with sessions.begin() as session:
-        mark_scanned(session, job_id, images=5, skipped=3)
+        mark_scanned(session, job_id, images=6, skipped=3)
     return job_id
 
 
@@ -205,7 +208,9 @@ def test_stats(sessions, labelled):
         "beard": 2,
         "mustache": 1,
         "hat": 2,
-        "failures": 1,
+        "no_face": 1,
+        "dropped_faces": 2,
+        "failures": 2,
         "skipped": 3,
     }
     with sessions() as session:
@@ -218,16 +223,8 @@ def test_jobs_listing_and_detail(sessions, labelled):
     with sessions() as session:
         [row] = list(queries.list_jobs(session))
         detail = queries.get_job(session, labelled)
-    assert (row["status"], row["images"], row["done"], row["failed"], row["faces"], row["skipped"]) == (
-        "complete",
-        5,
-        4,
-        1,
-        5,
-        3,
-    )
+        reasons = [f["reason"] for f in queries.failures(session, labelled)]
+    counts = (row["status"], row["images"], row["done"], row["failed"], row["faces"], row["skipped"])
+    assert counts == ("complete", 6, 4, 2, 5, 3)
     assert detail["pending"] == 0 and detail["finished"] is not None
-    with sessions() as session:
-        assert [f["reason"] for f in queries.failures(session, labelled)] == [
-            "not an image: the file holds text"
-        ]
+    assert reasons == ["not an image: the file holds text", "no face found (1 too small or unsure)"]

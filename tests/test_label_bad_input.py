@@ -136,12 +136,6 @@ def test_missing_path_is_a_one_line_error(tmp_path, sqlite_url):
     assert "does not exist" in result.output and "Traceback" not in result.output
 
 
-def test_label_without_aligned_says_detection_is_not_available(tmp_path, sqlite_url):
-    images.save(images.reference(), tmp_path / "a.png")
-    result = CliRunner().invoke(main, ["--db", sqlite_url, "label", str(tmp_path)])
-    assert result.exit_code == 2 and "pass --aligned" in result.output
-
-
 def test_relabelling_reuses_stored_results(tmp_path, sqlite_url):
     root = tmp_path / "again"
     images.folder_of_images(root, 5)

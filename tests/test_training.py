@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 from facelabel.artifact import load_artifact
 from facelabel.cli import main
 from tests import images
+from trainer.model_card import render
 
 pytestmark = pytest.mark.slow
 
@@ -130,6 +131,8 @@ def test_convert_records_train_evaluate_and_label(tmp_path, sqlite_url):
     assert all(0 < t < 1 for t in artifact.thresholds.values())
     assert artifact.meta["metrics"]["val"]["faces"] == manifest["splits"]["val"]["images"]
     assert optimizer_values(artifact.weights_path) == 0  # the artifact carries weights only
+    card = render(artifact.directory, "make model")
+    assert "| eyeglasses |" in card and "non-commercial" in card and "| fine_tune | 1 |" in card
 
     out = invoke(
         "evaluate",

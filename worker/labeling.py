@@ -1,5 +1,5 @@
-"""Label one chunk of paths: read → decode → crop faces → batched forward pass → thresholds
-→ one transaction. The Celery task and embedded ``facelabel label`` both call this."""
+"""Label one chunk of paths: read → decode → find and crop faces → batched forward pass →
+thresholds → one transaction. The Celery task and embedded ``facelabel label`` both call this."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.jobs import Face, Outcome, known_images, record_chunk
 from db.models import ATTRIBUTES, Job, ModelVersion
-from facelabel.imaging import ImageError, crop_face, decode_image, whole_image
+from facelabel.imaging import Box, ImageError
 from facelabel.settings import Settings
+from worker.faces import NoFace, find_faces
 from worker.reading import ReadError, read_confined
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ class _Item:
     reason: str | None = None
     width: int = 0
     height: int = 0
-    boxes: list[tuple[int, int, int, int]] = dataclasses.field(default_factory=list)
+    boxes: list[Box] = dataclasses.field(default_factory=list)
+    dropped: int = 0
     crops: list[np.ndarray] = dataclasses.field(default_factory=list)
     faces: tuple[Face, ...] | None = None
 
@@ -63,7 +65,8 @@ def label_chunk(
     batch_size = options.get("batch_size") or settings.batch_size
     items = [_Item(path) for path in paths]
     with ThreadPoolExecutor(settings.decode_threads) as pool:
-        prepared = pool.map(lambda item: _prepare(item, roots, version.input_size, settings), items)
+        aligned = bool(options.get("aligned"))
+        prepared = pool.map(lambda item: _prepare(item, roots, version.input_size, aligned, settings), items)
         _classify(sessions, prepared, version, batch_size)
 
     outcomes = [_outcome(item) for item in items]
@@ -74,20 +77,18 @@ def label_chunk(
     return ChunkSummary(done=len(outcomes) - failed, failed=failed, faces=faces)
 
 
-def _prepare(item: _Item, roots: list[str], size: int, settings: Settings) -> _Item:
-    """Read, hash, decode and crop; the slot where face detection goes for non-aligned jobs."""
+def _prepare(item: _Item, roots: list[str], size: int, aligned: bool, settings: Settings) -> _Item:
+    """Read, hash, decode and find the faces of one path (in a worker thread)."""
     try:
         data = read_confined(
             item.path, roots, max_bytes=settings.max_file_bytes, data_roots=settings.data_roots
         )
         item.sha256 = hashlib.sha256(data).hexdigest()
         item.size_bytes = len(data)
-        decoded = decode_image(data, max_pixels=settings.max_image_pixels, draft_size=size)
-        box = whole_image(decoded)
-        item.width, item.height = decoded.width, decoded.height
-        item.boxes = [(box.x, box.y, box.w, box.h)]
-        item.crops = [crop_face(decoded, box, size)]
-    except (ReadError, ImageError) as exc:
+        found = find_faces(data, size=size, aligned=aligned, settings=settings)
+        item.width, item.height = found.decoded.width, found.decoded.height
+        item.boxes, item.crops, item.dropped = found.boxes, found.crops, found.dropped
+    except (ReadError, ImageError, NoFace) as exc:
         item.reason = str(exc)
     except Exception as exc:  # a bug must cost one file, not the chunk
         log.exception("unexpected error preparing %s", item.path)
@@ -126,14 +127,7 @@ def _classify(
         for item in todo:
             rows = probabilities[offset : offset + len(item.crops)]
             offset += len(item.crops)
-            item.faces = tuple(
-                Face(
-                    box=box,
-                    probabilities=tuple(round(float(p), 6) for p in row),
-                    labels=tuple(bool(p >= t) for p, t in zip(row, thresholds)),
-                )
-                for box, row in zip(item.boxes, rows)
-            )
+            item.faces = to_faces(item.boxes, rows, thresholds)
             item.crops = []
         waiting.clear()
 
@@ -146,11 +140,25 @@ def _classify(
         flush()
 
 
+def to_faces(
+    boxes: Sequence[Box], probabilities: np.ndarray, thresholds: Sequence[float]
+) -> tuple[Face, ...]:
+    """Boxes and model outputs as faces, labels set by the per-attribute thresholds."""
+    return tuple(
+        Face(
+            box=(box.x, box.y, box.w, box.h),
+            probabilities=tuple(round(float(p), 6) for p in row),
+            labels=tuple(bool(p >= t) for p, t in zip(row, thresholds)),
+        )
+        for box, row in zip(boxes, probabilities)
+    )
+
+
 def _outcome(item: _Item) -> Outcome:
     if item.reason is not None:
         return Outcome(path=item.path, reason=item.reason)
     if item.faces is None:  # content labelled before, or earlier in this chunk
-        return Outcome(path=item.path, sha256=item.sha256)
+        return Outcome(path=item.path, sha256=item.sha256, dropped=item.dropped)
     return Outcome(
         path=item.path,
         sha256=item.sha256,
@@ -158,4 +166,5 @@ def _outcome(item: _Item) -> Outcome:
         width=item.width,
         height=item.height,
         faces=item.faces,
+        dropped=item.dropped,
     )

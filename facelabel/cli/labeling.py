@@ -12,7 +12,7 @@ from facelabel.cli.common import sessions_for
 
 PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True), metavar="PATH...")
 ALIGNED = click.option(
-    "--aligned", is_flag=True, help="Each image is one aligned face (CelebA-style crop): no detection."
+    "--aligned", is_flag=True, help="Each image is one aligned face (CelebA-style crop): skip detection."
 )
 BATCH_SIZE = click.option(
     "--batch-size",
@@ -20,14 +20,6 @@ BATCH_SIZE = click.option(
     metavar="N",
     help="Faces per forward pass (default FACELABEL_BATCH_SIZE or 32).",
 )
-
-
-def _require_aligned(aligned: bool) -> None:
-    if not aligned:
-        raise click.UsageError(
-            "face detection is not available in this version: pass --aligned "
-            "(each image is then treated as one aligned face)"
-        )
 
 
 def _stderr():
@@ -91,7 +83,6 @@ def label(settings, paths, aligned, model, batch_size):
     from worker.labeling import label_chunk
     from worker.submit import ScanCounts, outermost, scan
 
-    _require_aligned(aligned)
     total = sum(1 for _ in scan(outermost([os.path.abspath(p) for p in paths]), ScanCounts()))
     clock = {}
     with _progress() as progress:
@@ -152,7 +143,6 @@ def enqueue(settings, paths, aligned, wait, batch_size, model):
     from worker.celery_app import app
     from worker.tasks import label_chunk_task
 
-    _require_aligned(aligned)
     try:
         with app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=5)

@@ -1,0 +1,66 @@
+"""``facelabel predict``: one photo in, JSON per face out, and an annotated picture."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("image", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--model", metavar="M", help="Model directory (default: FACELABEL_MODEL, else the bundled model)."
+)
+@click.option("--aligned", is_flag=True, help="The image is one aligned face: skip detection.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, writable=True), help="Write the photo with boxes and labels."
+)
+@click.pass_obj
+def predict(settings, image, model, aligned, out):
+    """Print one JSON object per face (largest first) with box, probabilities and labels.
+
+    \b
+    facelabel predict photo.jpg --out annotated.jpg
+    """
+    from facelabel.artifact import ATTRIBUTES, ArtifactError, load_artifact
+    from facelabel.imaging import ImageError
+    from facelabel.settings import BUNDLED_MODEL
+    from worker.classifier import get_classifier
+    from worker.faces import NoFace, find_faces
+    from worker.labeling import to_faces
+
+    try:
+        artifact = load_artifact(model or settings.model or BUNDLED_MODEL)
+        found = find_faces(
+            Path(image).read_bytes(), size=artifact.input_size, aligned=aligned, settings=settings
+        )
+    except (ArtifactError, ImageError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except NoFace:
+        found = None
+    faces = ()
+    if found is not None:
+        classifier = get_classifier(str(artifact.directory))
+        import numpy as np
+
+        probabilities = classifier.predict(np.stack(found.crops))
+        faces = to_faces(found.boxes, probabilities, [artifact.thresholds[a] for a in ATTRIBUTES])
+    rows = [
+        {
+            "face": index,
+            "box": dict(zip(("x", "y", "w", "h"), face.box)),
+            "probabilities": dict(zip(ATTRIBUTES, face.probabilities)),
+            "labels": [a for a, on in zip(ATTRIBUTES, face.labels) if on],
+        }
+        for index, face in enumerate(faces)
+    ]
+    click.echo(json.dumps(rows, indent=2))
+    if out:
+        from facelabel.annotate import annotate
+
+        annotate(Path(image), faces, Path(out), max_pixels=settings.max_image_pixels)
+
+
+COMMANDS = (predict,)

@@ -1,0 +1,111 @@
+"""Real photos: faces are detected, framed like CelebA's aligned crops, one row each,
+largest first; a photo with no face is reported as such; predict draws its boxes."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from facelabel.cli import main
+from facelabel.imaging import Box, aligned_framing
+from facelabel.settings import Settings
+from tests import images
+
+pytestmark = pytest.mark.slow
+FACE = "examples/astronaut.jpg"  # public domain, see examples/README.md
+PLACES = ((30, 40, 1.8), (420, 120, 1.0), (680, 200, 0.6))  # x, y, scale of each pasted face
+
+
+def group_photo(path, size=(900, 500), places=PLACES):
+    """A synthetic group photo: the example face pasted at three sizes."""
+    face = Image.open(FACE)
+    canvas = Image.new("RGB", size, (200, 210, 220))
+    for x, y, scale in places:
+        canvas.paste(face.resize((int(178 * scale), int(218 * scale))), (x, y))
+    canvas.save(path, quality=92)
+    return path
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_aligned_framing_matches_the_measured_margins():
+    framed = aligned_framing(Box(100, 100, 100, 100))
+    assert framed == Box(44, 42, 212, 189)
+
+
+def test_group_photo_gives_one_row_per_face_largest_first(tmp_path, sqlite_url):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    group_photo(photos / "group.jpg")
+    images.save(images.reference(), photos / "no people.png")
+    out = invoke("--db", sqlite_url, "label", photos)
+    assert "2 images, 3 faces, 1 failures" in out
+    rows = json.loads(invoke("--db", sqlite_url, "query", "--format", "json"))
+    assert [r["face"] for r in rows] == [0, 1, 2]
+    areas = [r["box_w"] * r["box_h"] for r in rows]
+    assert areas == sorted(areas, reverse=True)
+    for row, (x, y, scale) in zip(rows, PLACES):  # each box sits inside its pasted face
+        assert x <= row["box_x"] and row["box_x"] + row["box_w"] <= x + 178 * scale
+        assert y <= row["box_y"] and row["box_y"] + row["box_h"] <= y + 218 * scale
+    failures = json.loads(invoke("--db", sqlite_url, "failures", "--format", "json"))
+    assert [(f["path"].rsplit("/", 1)[1], f["reason"]) for f in failures] == [
+        ("no people.png", "no face found")
+    ]
+    stats = json.loads(invoke("--db", sqlite_url, "stats", "--format", "json"))[0]
+    assert (stats["images"], stats["faces"], stats["no_face"]) == (1, 3, 1)
+
+
+def test_huge_photo_is_detected_in_file_coordinates(tmp_path, sqlite_url):
+    path = group_photo(tmp_path / "huge.jpg", size=(6000, 4000), places=((2500, 1500, 6.0),))
+    rows = json.loads(invoke("predict", path))
+    assert len(rows) == 1
+    box = rows[0]["box"]
+    assert 2500 <= box["x"] and box["x"] + box["w"] <= 2500 + 178 * 6
+    assert box["w"] > 500  # in file pixels, not the detection copy's
+
+
+def test_predict_out_draws_the_boxes(tmp_path):
+    path = group_photo(tmp_path / "group.jpg")
+    rows = json.loads(invoke("predict", path, "--out", tmp_path / "annotated.jpg"))
+    assert len(rows) == 3 and set(rows[0]["probabilities"]) == {"eyeglasses", "beard", "mustache", "hat"}
+    before = np.asarray(Image.open(path), dtype=np.int16)
+    after = np.asarray(Image.open(tmp_path / "annotated.jpg"), dtype=np.int16)
+    assert after.shape == before.shape
+    box = rows[0]["box"]
+    left_edge = np.abs(
+        after[box["y"] + 20 : box["y"] + box["h"] - 20, box["x"]]
+        - before[box["y"] + 20 : box["y"] + box["h"] - 20, box["x"]]
+    )
+    assert left_edge.mean() > 40  # a coloured line along the box's left edge
+    assert np.abs(after[5:50, 400:600] - before[5:50, 400:600]).mean() < 3  # background untouched
+
+
+def test_predict_on_a_photo_without_faces_prints_an_empty_list(tmp_path):
+    path = images.save(images.reference(), tmp_path / "pattern.png")
+    assert json.loads(invoke("predict", path)) == []
+
+
+def test_largest_wild_face_is_found(celeba_dir):
+    """On 60 of CelebA's in-the-wild photos, the labelled face is almost always found."""
+    from worker.faces import NoFace, find_faces
+
+    paths = sorted((celeba_dir / "wild" / "images").glob("*.jpg"))
+    sample = random.Random(0).sample(paths, 60)
+    settings = Settings()
+    found = 0
+    for path in sample:
+        try:
+            find_faces(path.read_bytes(), size=160, aligned=False, settings=settings)
+            found += 1
+        except NoFace:
+            pass
+    assert found >= 57, f"faces found in {found} of 60 photos"
