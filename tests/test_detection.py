@@ -3,8 +3,11 @@ largest first; a photo with no face is reported as such; predict draws its boxes
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import random
+import re
 
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ from tests import images
 
 pytestmark = pytest.mark.slow
 FACE = "examples/astronaut.jpg"  # public domain, see examples/README.md
+THUMBNAIL = re.compile(r"src='data:image/jpeg;base64,([^']+)'")
 PLACES = ((30, 40, 1.8), (420, 120, 1.0), (680, 200, 0.6))  # x, y, scale of each pasted face
 
 
@@ -62,6 +66,12 @@ def test_group_photo_gives_one_row_per_face_largest_first(tmp_path, sqlite_url):
     ]
     stats = json.loads(invoke("--db", sqlite_url, "stats", "--format", "json"))[0]
     assert (stats["images"], stats["faces"], stats["no_face"]) == (1, 3, 1)
+
+    invoke("--db", sqlite_url, "report", "--job", 1, "--out", tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text()
+    thumbnails = [Image.open(io.BytesIO(base64.b64decode(data))) for data in THUMBNAIL.findall(page)]
+    assert len(thumbnails) >= 3 and all(t.size == (112, 112) for t in thumbnails)  # each face in a group
+    assert "no people.png" in page and "no face found" in page and "<h2>failures: 1</h2>" in page
 
 
 def test_huge_photo_is_detected_in_file_coordinates(tmp_path, sqlite_url):

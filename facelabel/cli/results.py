@@ -119,4 +119,33 @@ def failures(settings, job_id, fmt):
         emit_rows(queries.failures(session, job_id), ("path", "reason", "job"), fmt)
 
 
-COMMANDS = (query, stats, jobs, job, failures)
+@click.command()
+@click.option("--job", "job_id", type=int, metavar="ID", required=True, help="The job to show.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, writable=True), required=True, help="HTML file to write."
+)
+@click.pass_obj
+def report(settings, job_id, out):
+    """A self-contained HTML contact sheet of a job: faces by attribute, failures, counts.
+
+    \b
+    facelabel report --job 3 --out report.html
+    """
+    from facelabel.report import render
+
+    sessions = sessions_for(settings)
+    check_job(sessions, job_id)
+    with sessions() as session:
+        page = render(
+            title=f"facelabel job {job_id}",
+            stats=queries.stats(session, job_id),
+            faces=queries.query_faces(session, job_id=job_id),
+            failures=queries.failures(session, job_id),
+            max_pixels=settings.max_image_pixels,
+        )
+    with open(out, "w", encoding="utf-8") as handle:
+        handle.write(page)
+    click.echo(f"wrote {out}")
+
+
+COMMANDS = (query, stats, jobs, job, failures, report)
