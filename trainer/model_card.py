@@ -5,6 +5,7 @@ python -m trainer.model_card models/default
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -50,6 +51,7 @@ def render(directory: str | Path, commands: str) -> str:
         "",
         "Intervals: 1,000 bootstrap resamples of the validation faces (26 identities: treat them as wide).",
         "",
+        *_wild_section(Path(directory) / "report" / "wild.json"),
         "## Training",
         "",
         f"Loss: binary cross-entropy with positives weighted by sqrt(negatives/positives), capped at "
@@ -82,6 +84,29 @@ def render(directory: str | Path, commands: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _wild_section(path: Path) -> list[str]:
+    """In-the-wild figures from ``bench/wild.py --json``, when they were measured."""
+    if not path.exists():
+        return []
+    wild = json.loads(path.read_text())
+    return [
+        "## In-the-wild photos",
+        "",
+        f"CelebA `wild/` ({wild['photos']} photos with labels for the main face, leaving out those whose "
+        "aligned version is in the training folders; the people are of the training partition, so this "
+        "checks framing more than generalisation): MTCNN found a face in {wild['face_found']} "
+        f"({100 * wild['face_found'] / wild['photos']:.1f} %); face 0 (the largest), cropped in the aligned "
+        "framing, against the photo's labels:",
+        "",
+        summary_markdown(wild["face0"]).rstrip(),
+        "",
+        f"Measured by `python bench/wild.py --json models/default/report/wild.json`: "
+        f"{wild['photos_per_second']} photos/s with detection ({100 * wild['detection_share']:.0f} % of the "
+        f"time in decode + detection), peak memory {wild['peak_rss_mib']} MiB.",
+        "",
+    ]
 
 
 if __name__ == "__main__":

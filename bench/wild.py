@@ -1,0 +1,129 @@
+"""In-the-wild photos (CelebA ``wild/``, one labelled main face each, leaving out photos whose
+aligned version is in the training folders): how often a face is found, the attributes' F1 on face 0 (the largest) with the model's thresholds, speed with
+detection, and peak memory on a 24-megapixel photo.
+
+Usage: FACELABEL_CELEBA_DIR=../shared/celeba-sample python bench/wild.py [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from facelabel.artifact import ATTRIBUTES, load_artifact  # noqa: E402
+from facelabel.imaging import decode_image  # noqa: E402
+from facelabel.settings import BUNDLED_MODEL, Settings  # noqa: E402
+from trainer.annotations import read_attributes  # noqa: E402
+from trainer.evaluate import evaluate_predictions, summary_markdown  # noqa: E402
+
+
+def peak_rss_mib(image: Path) -> int:
+    """Peak RSS of ``facelabel predict`` on ``image`` in a fresh process."""
+    code = (
+        "import resource, sys; from facelabel.cli import main\n"
+        "try: main(['predict', sys.argv[1]])\n"
+        "except SystemExit: pass\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(image)], capture_output=True, text=True, check=True
+    )
+    return int(result.stderr.strip().split()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--limit", type=int, default=None, help="Only the first N photos.")
+    parser.add_argument("--json", help="Also write the figures here (the model card reads report/wild.json).")
+    args = parser.parse_args()
+    from worker.classifier import Classifier
+    from worker.detector import detect_faces
+    from worker.faces import NoFace, find_faces
+
+    celeba = Path(os.environ["FACELABEL_CELEBA_DIR"])
+    wild = celeba / "wild"
+    trained_on = {
+        p.name for folder in ("aligned", "aligned_89x109") for p in (celeba / folder / "images").glob("*.jpg")
+    }
+    examples = [e for e in read_attributes(wild / "list_attr_celeba.txt") if e.image not in trained_on][
+        : args.limit
+    ]
+    artifact = load_artifact(os.environ.get("FACELABEL_MODEL") or BUNDLED_MODEL)
+    classifier = Classifier(artifact)
+    settings = Settings.from_env()
+    detect_faces(
+        decode_image((wild / "images" / examples[0].image).read_bytes(), max_pixels=10**8),
+        max_side=settings.detect_max_side,
+        min_face=20,
+        min_confidence=0.9,
+    )  # warm up
+    found, crops, labels = 0, [], []
+    started = time.perf_counter()
+    for example in examples:
+        data = (wild / "images" / example.image).read_bytes()
+        try:
+            faces = find_faces(data, size=artifact.input_size, aligned=False, settings=settings)
+        except NoFace:
+            continue
+        found += 1
+        crops.append(faces.crops[0])
+        labels.append(example.labels)
+    find_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    probabilities = np.concatenate(
+        [classifier.predict(np.stack(crops[i : i + 32])) for i in range(0, len(crops), 32)]
+    )
+    classify_seconds = time.perf_counter() - started
+    report = evaluate_predictions(
+        probabilities, np.array(labels), [artifact.thresholds[a] for a in ATTRIBUTES]
+    )
+
+    with tempfile.TemporaryDirectory() as scratch:
+        big = Path(scratch) / "24mp.jpg"
+        face = decode_image((wild / "images" / examples[0].image).read_bytes(), max_pixels=10**8).image
+        face.resize((6000, 4000)).save(big, quality=90)
+        small = Path(scratch) / "small.jpg"
+        face.save(small, quality=90)
+        rss_big, rss_small = peak_rss_mib(big), peak_rss_mib(small)
+
+    total = find_seconds + classify_seconds
+    print(f"model {artifact.name}; {len(examples)} wild photos")
+    print(f"face found in {found} ({100 * found / len(examples):.1f} %)")
+    print(
+        f"decode + detect + crop: {find_seconds:.1f} s ({len(examples) / find_seconds:.2f} photos/s), "
+        f"classification of face 0: {classify_seconds:.2f} s; "
+        f"detection share {100 * find_seconds / total:.0f} %"
+    )
+    print(
+        f"peak RSS of predict: {rss_big} MiB on a 6000x4000 photo, {rss_small} MiB on a "
+        f"{face.width}x{face.height} one"
+    )
+    print(f"face 0 against the photo's labels ({found} photos with a face):")
+    print(summary_markdown(report))
+    if args.json:
+        figures = {
+            "photos": len(examples),
+            "face_found": found,
+            "photos_per_second": round(len(examples) / find_seconds, 2),
+            "detection_share": round(find_seconds / total, 3),
+            "peak_rss_mib": {"6000x4000": rss_big, f"{face.width}x{face.height}": rss_small},
+            "face0": report,
+        }
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
