@@ -1,6 +1,7 @@
 """In-the-wild photos (CelebA ``wild/``, one labelled main face each, leaving out photos whose
-aligned version is in the training folders): how often a face is found, the attributes' F1 on face 0 (the largest) with the model's thresholds, speed with
-detection, and peak memory on a 24-megapixel photo.
+aligned version is in the training folders): how often a face is found, the attributes' F1
+on face 0 (the largest) with the model's thresholds, speed with detection, and peak memory
+on a 24-megapixel photo.
 
 Usage: FACELABEL_CELEBA_DIR=../shared/celeba-sample python bench/wild.py [--limit N]
 """
