@@ -40,6 +40,12 @@ def _gpu_available() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
+def warm_up() -> None:
+    """Build the detector and trace its graphs now (the first call takes seconds)."""
+    with _lock:
+        _mtcnn().detect_faces(np.zeros((64, 64, 3), np.uint8))
+
+
 def detect_faces(
     decoded: Decoded, *, max_side: int, min_face: int, min_confidence: float
 ) -> tuple[list[Detection], int]:

@@ -36,10 +36,11 @@ def label_chunk_task(job_id: int, paths: list[str]) -> dict:
 
 @worker_process_init.connect
 def load_default_model(**_kwargs) -> None:
-    """Load TensorFlow and the default model in each child after fork, not in the parent
-    (TensorFlow initialised before fork hangs the children)."""
+    """Load TensorFlow, the default model and the face detector in each child after fork,
+    not in the parent (TensorFlow initialised before fork hangs the children)."""
     from db.registry import resolve_model
     from worker.classifier import get_classifier
+    from worker.detector import warm_up
 
     settings = get_settings()
     try:
@@ -47,5 +48,6 @@ def load_default_model(**_kwargs) -> None:
         with sessions.begin() as session:
             path = resolve_model(session, settings.model).path
         get_classifier(path)
+        warm_up()
     except Exception:  # the first chunk loads what it needs and reports properly
         log.exception("could not preload the default model")
