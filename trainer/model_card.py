@@ -63,7 +63,7 @@ def render(directory: str | Path, commands: str) -> str:
         "|---|---|---|---|---|",
     ]
     rates = training.get("train_images_per_second", {})
-    for phase, info in phases.items():
+    for phase, info in sorted(phases.items(), key=lambda item: item[0] != "head"):
         lr = recipe["lr"] if phase == "head" else recipe["fine_tune_lr"]
         lines.append(
             f"| {phase} | {info['epochs']} | {lr} | {info['seconds'] / 60:.1f} min | {rates.get(phase, '')} |"
@@ -96,7 +96,7 @@ def _wild_section(path: Path) -> list[str]:
         "",
         f"CelebA `wild/` ({wild['photos']} photos with labels for the main face, leaving out those whose "
         "aligned version is in the training folders; the people are of the training partition, so this "
-        "checks framing more than generalisation): MTCNN found a face in {wild['face_found']} "
+        f"checks framing more than generalisation): MTCNN found a face in {wild['face_found']} "
         f"({100 * wild['face_found'] / wild['photos']:.1f} %); face 0 (the largest), cropped in the aligned "
         "framing, against the photo's labels:",
         "",
@@ -104,7 +104,9 @@ def _wild_section(path: Path) -> list[str]:
         "",
         f"Measured by `python bench/wild.py --json models/default/report/wild.json`: "
         f"{wild['photos_per_second']} photos/s with detection ({100 * wild['detection_share']:.0f} % of the "
-        f"time in decode + detection), peak memory {wild['peak_rss_mib']} MiB.",
+        "time in decode + detection); peak memory of `facelabel predict`: "
+        + ", ".join(f"{mib} MiB on a {size} photo" for size, mib in wild["peak_rss_mib"].items())
+        + ".",
         "",
     ]
 
