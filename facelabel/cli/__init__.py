@@ -23,8 +23,8 @@ def main(ctx: click.Context, db_url: str | None) -> None:
     """Label faces in image folders: eyeglasses, beard, mustache, hat.
 
     \b
-    facelabel label ~/photos --aligned          # in this process, SQLite
-    facelabel enqueue ~/photos --aligned --wait # via Redis and Celery workers
+    facelabel label ~/photos                    # in this process, SQLite
+    facelabel enqueue ~/photos --wait           # via Redis and Celery workers
     facelabel query --has eyeglasses --format csv
     """
     try:

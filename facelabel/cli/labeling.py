@@ -77,7 +77,8 @@ def label(settings, paths, aligned, model, batch_size):
     """Label images here and now: no Redis, no workers (SQLite by default).
 
     \b
-    facelabel label ~/photos --aligned
+    facelabel label ~/photos                # finds the faces in each photo
+    facelabel label ~/crops --aligned       # each image is one aligned face
     """
     from db.queries import job_counts
     from worker.labeling import label_chunk
@@ -90,6 +91,10 @@ def label(settings, paths, aligned, model, batch_size):
 
         def start(job_id: int) -> None:
             _load_model(sessions_for(settings), job_id)
+            if not aligned:
+                from worker.detector import warm_up
+
+                warm_up()
             progress.update(task, description=f"job {job_id}")
             clock["start"] = time.perf_counter()
 
@@ -136,7 +141,7 @@ def enqueue(settings, paths, aligned, wait, batch_size, model):
     """Register a job and send its chunks to the workers through Redis; prints the job id.
 
     \b
-    facelabel enqueue ~/photos --aligned --wait
+    facelabel enqueue ~/photos --wait
     """
     from kombu.utils.url import maybe_sanitize_url
 

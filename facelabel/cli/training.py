@@ -126,6 +126,13 @@ def tfrecords(selection, images, out, split, official_partition, seed, size):
 )
 @click.option("--alpha", type=float, default=0.25, show_default=True, help="Width of MobileNet backbones.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option(
+    "--positive-weight-cap",
+    type=click.FloatRange(min=1.0),
+    default=10.0,
+    show_default=True,
+    help="Cap on the per-attribute positive weight sqrt(neg/pos); 1 turns weighting off.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--name", help="Version name (default: backbone-size-timestamp).")
 @click.pass_obj
