@@ -7,7 +7,6 @@ import shutil
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("FACELABEL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("FACELABEL_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 

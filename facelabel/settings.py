@@ -8,8 +8,7 @@ import os
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
-REPO_MODELS_DIR = PACKAGE_ROOT.parent / "models"
-BUNDLED_MODEL = REPO_MODELS_DIR / "default"
+BUNDLED_MODEL = PACKAGE_ROOT.parent / "models" / "default"
 
 
 class SettingsError(ValueError):

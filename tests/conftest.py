@@ -15,7 +15,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PG_ADMIN_URL = os.environ.get("FACELABEL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("FACELABEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,6 @@ from facelabel.imaging import is_image_name
 from facelabel.settings import Settings
 from worker.reading import job_roots
 
-REGISTER_BLOCK = 1024  # paths registered per transaction; chunks are sent after each commit
-
 
 @dataclasses.dataclass
 class ScanCounts:
