@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--json", help="Also write the figures here (the model card reads report/wild.json).")
     args = parser.parse_args()
     from worker.classifier import Classifier
-    from worker.detector import detect_faces
+    from worker.detector import warm_up
     from worker.faces import NoFace, find_faces
 
     celeba = Path(os.environ["FACELABEL_CELEBA_DIR"])
@@ -65,12 +65,7 @@ def main() -> None:
     artifact = load_artifact(os.environ.get("FACELABEL_MODEL") or BUNDLED_MODEL)
     classifier = Classifier(artifact)
     settings = Settings.from_env()
-    detect_faces(
-        decode_image((wild / "images" / examples[0].image).read_bytes(), max_pixels=10**8),
-        max_side=settings.detect_max_side,
-        min_face=20,
-        min_confidence=0.9,
-    )  # warm up
+    warm_up()
     found, crops, labels = 0, [], []
     started = time.perf_counter()
     for example in examples:

@@ -55,7 +55,7 @@ class Settings:
     visibility_timeout: int = 900
     detect_max_side: int = 1024
     min_face_pixels: int = 20
-    min_face_confidence: float = 0.9
+    min_face_confidence: float = 0.8
     celeba_dir: Path | None = None
 
     @classmethod
