@@ -15,30 +15,29 @@ class SettingsError(ValueError):
     """A ``FACELABEL_*`` variable holds a value facelabel cannot use."""
 
 
-def _int(name: str, default: int, minimum: int = 1) -> int:
+def _number(name: str, default, kind: type, low: float, high: float | None = None):
+    """``name`` from the environment as ``kind`` within [low, high]; ``default`` when unset."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+        raise SettingsError(
+            f"{name} must be {'an integer' if kind is int else 'a number'}, got {raw!r}"
+        ) from None
+    if value < low or (high is not None and value > high):
+        bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise SettingsError(f"{name} must be {bounds}, got {value}")
     return value
+
+
+def _int(name: str, default: int, minimum: int = 1) -> int:
+    return _number(name, default, int, minimum)
 
 
 def _fraction(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise SettingsError(f"{name} must be between 0 and 1, got {value}")
-    return value
+    return _number(name, default, float, 0.0, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
