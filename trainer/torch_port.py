@@ -114,23 +114,18 @@ def torch_features(state: dict[str, np.ndarray], images: np.ndarray) -> np.ndarr
 
     t = {k: torch.from_numpy(v) for k, v in state.items()}
 
-    def conv_bn(x, key, stride=1, groups=1, relu=True):
+    def batch_norm(x, key):
+        statistics = (t[f"{key}.{n}"] for n in ("running_mean", "running_var", "weight", "bias"))
+        return F.batch_norm(x, *statistics, eps=BN_EPSILON)
+
+    def conv_bn(x, key, stride=1, groups=1):
         weight = t[f"{key}.0.weight"]
         x = F.conv2d(x, weight, stride=stride, padding=weight.shape[-1] // 2, groups=groups)
-        x = F.batch_norm(
-            x,
-            t[f"{key}.1.running_mean"],
-            t[f"{key}.1.running_var"],
-            t[f"{key}.1.weight"],
-            t[f"{key}.1.bias"],
-            eps=BN_EPSILON,
-        )
-        return F.relu6(x) if relu else x
+        return F.relu6(batch_norm(x, f"{key}.1"))
 
-    x = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
-    x = conv_bn(x, "features.0", stride=2)
-    channels, index = 32, 1
     with torch.no_grad():
+        x = conv_bn(torch.from_numpy(images.transpose(0, 3, 1, 2).copy()), "features.0", stride=2)
+        channels, index = 32, 1
         for expansion, out, repeats, first_stride in SETTINGS:
             for repeat in range(repeats):
                 stride = first_stride if repeat == 0 else 1
@@ -139,16 +134,7 @@ def torch_features(state: dict[str, np.ndarray], images: np.ndarray) -> np.ndarr
                     x = conv_bn(x, f"{prefix}.{part}")
                     part += 1
                 x = conv_bn(x, f"{prefix}.{part}", stride=stride, groups=x.shape[1])
-                x = F.conv2d(x, t[f"{prefix}.{part + 1}.weight"])
-                bn = f"{prefix}.{part + 2}"
-                x = F.batch_norm(
-                    x,
-                    t[f"{bn}.running_mean"],
-                    t[f"{bn}.running_var"],
-                    t[f"{bn}.weight"],
-                    t[f"{bn}.bias"],
-                    eps=BN_EPSILON,
-                )
+                x = batch_norm(F.conv2d(x, t[f"{prefix}.{part + 1}.weight"]), f"{prefix}.{part + 2}")
                 if stride == 1 and channels == out:
                     x = x + block_input
                 channels, index = out, index + 1

@@ -24,6 +24,8 @@ def predict(settings, image, model, aligned, out):
     \b
     facelabel predict photo.jpg --out annotated.jpg
     """
+    import numpy as np
+
     from facelabel.artifact import ATTRIBUTES, ArtifactError, load_artifact
     from facelabel.imaging import ImageError
     from facelabel.settings import BUNDLED_MODEL
@@ -42,10 +44,7 @@ def predict(settings, image, model, aligned, out):
         found = None
     faces = ()
     if found is not None:
-        classifier = get_classifier(str(artifact.directory))
-        import numpy as np
-
-        probabilities = classifier.predict(np.stack(found.crops))
+        probabilities = get_classifier(str(artifact.directory)).predict(np.stack(found.crops))
         faces = to_faces(found.boxes, probabilities, [artifact.thresholds[a] for a in ATTRIBUTES])
     rows = [
         {
