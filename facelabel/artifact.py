@@ -76,6 +76,11 @@ def write_metadata(directory: Path, meta: dict[str, Any]) -> Path:
     return target
 
 
+# How the training crops were made: "aligned" = the whole CelebA-aligned image, "detected" =
+# the largest MTCNN face framed as an aligned crop (what a worker computes on a photo).
+FRAMINGS = ("aligned", "detected")
+
+
 def _check(meta: Any, where: Path) -> None:
     def fail(reason: str) -> None:
         raise ArtifactError(f"{where}: {reason}")
@@ -89,7 +94,7 @@ def _check(meta: Any, where: Path) -> None:
         fail(f"attributes must be {list(ATTRIBUTES)}, got {meta['attributes']}")
     if not isinstance(meta["input_size"], int) or not 16 <= meta["input_size"] <= 1024:
         fail(f"input_size must be an integer in 16..1024, got {meta['input_size']!r}")
-    if meta["framing"] not in ("aligned",):
+    if meta["framing"] not in FRAMINGS:
         fail(f"unknown framing {meta['framing']!r}")
     thresholds = meta["thresholds"]
     for attribute in ATTRIBUTES:

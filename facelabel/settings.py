@@ -53,6 +53,7 @@ class Settings:
     max_file_bytes: int = 200_000_000
     visibility_timeout: int = 900
     detect_max_side: int = 1024
+    detect_batch: int = 1
     min_face_pixels: int = 20
     min_face_confidence: float = 0.8
     celeba_dir: Path | None = None
@@ -74,6 +75,7 @@ class Settings:
             max_file_bytes=_int("FACELABEL_MAX_FILE_BYTES", cls.max_file_bytes),
             visibility_timeout=_int("FACELABEL_VISIBILITY_TIMEOUT", cls.visibility_timeout),
             detect_max_side=_int("FACELABEL_DETECT_MAX_SIDE", cls.detect_max_side, minimum=64),
+            detect_batch=_int("FACELABEL_DETECT_BATCH", cls.detect_batch),
             min_face_pixels=_int("FACELABEL_MIN_FACE_PIXELS", cls.min_face_pixels),
             min_face_confidence=_fraction("FACELABEL_MIN_FACE_CONFIDENCE", cls.min_face_confidence),
             celeba_dir=Path(celeba) if celeba else None,

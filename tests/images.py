@@ -12,6 +12,8 @@ import numpy as np
 from PIL import Image
 
 WIDTH, HEIGHT = 178, 218  # CelebA's aligned frame
+FACE = Path(__file__).resolve().parent.parent / "examples" / "astronaut.jpg"  # public domain
+GROUP_PLACES = ((30, 40, 1.8), (420, 120, 1.0), (680, 200, 0.6))  # x, y, scale of each face
 
 
 def reference(seed: int = 0, width: int = WIDTH, height: int = HEIGHT) -> Image.Image:
@@ -26,6 +28,16 @@ def reference(seed: int = 0, width: int = WIDTH, height: int = HEIGHT) -> Image.
         blob = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r))
         pixels += blob[..., None] * rng.uniform(-90, 120, size=3)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+
+
+def group_photo(path: Path, size=(900, 500), places=GROUP_PLACES) -> Path:
+    """A synthetic group photo: the example face pasted at several sizes."""
+    face = Image.open(FACE)
+    canvas = Image.new("RGB", size, (200, 210, 220))
+    for x, y, scale in places:
+        canvas.paste(face.resize((int(WIDTH * scale), int(HEIGHT * scale))), (x, y))
+    canvas.save(path, quality=92)
+    return path
 
 
 def save(image: Image.Image, path: Path, **options) -> Path:

@@ -20,19 +20,9 @@ from facelabel.settings import Settings
 from tests import images
 
 pytestmark = pytest.mark.slow
-FACE = "examples/astronaut.jpg"  # public domain, see examples/README.md
 THUMBNAIL = re.compile(r"src='data:image/jpeg;base64,([^']+)'")
-PLACES = ((30, 40, 1.8), (420, 120, 1.0), (680, 200, 0.6))  # x, y, scale of each pasted face
-
-
-def group_photo(path, size=(900, 500), places=PLACES):
-    """A synthetic group photo: the example face pasted at three sizes."""
-    face = Image.open(FACE)
-    canvas = Image.new("RGB", size, (200, 210, 220))
-    for x, y, scale in places:
-        canvas.paste(face.resize((int(178 * scale), int(218 * scale))), (x, y))
-    canvas.save(path, quality=92)
-    return path
+PLACES = images.GROUP_PLACES
+group_photo = images.group_photo
 
 
 def invoke(*args):
@@ -72,6 +62,40 @@ def test_group_photo_gives_one_row_per_face_largest_first(tmp_path, sqlite_url):
     thumbnails = [Image.open(io.BytesIO(base64.b64decode(data))) for data in THUMBNAIL.findall(page)]
     assert len(thumbnails) >= 3 and all(t.size == (112, 112) for t in thumbnails)  # each face in a group
     assert "no people.png" in page and "no face found" in page and "<h2>failures: 1</h2>" in page
+
+
+def test_batched_detection_finds_what_one_photo_at_a_time_finds(tmp_path):
+    """Photos of different shapes share an MTCNN batch (padded to the largest); each photo's
+    faces must be the ones it has alone, in its own file pixels."""
+    from worker.faces import NoFace, decode_for_faces, faces_in
+
+    layouts = [((900, 500), PLACES), ((400, 640), ((60, 90, 1.4),)), ((1500, 1000), ((700, 300, 3.0),))]
+    photos = [
+        decode_for_faces(
+            group_photo(tmp_path / f"{i}.jpg", size, places).read_bytes(),
+            size=160,
+            aligned=False,
+            settings=Settings(),
+        )
+        for i, (size, places) in enumerate(layouts)
+    ]
+    photos.append(
+        decode_for_faces(images.jpeg_bytes(images.reference()), size=160, aligned=False, settings=Settings())
+    )
+    alone = [faces_in([p], size=160, aligned=False, settings=Settings())[0] for p in photos]
+    together = faces_in(photos, size=160, aligned=False, settings=Settings(detect_batch=4))
+    assert [len(r.boxes) for r in alone[:3]] == [3, 1, 1] and isinstance(alone[3], NoFace)
+    assert isinstance(together[3], NoFace)
+    for one, batched in zip(alone[:3], together[:3]):
+        assert len(batched.boxes) == len(one.boxes)
+        for a, b in zip(one.boxes, batched.boxes):  # the pyramid's grid shifts a little, no more
+            assert iou(a, b) > 0.8, (a, b)
+
+
+def iou(a: Box, b: Box) -> float:
+    w = max(0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
+    h = max(0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
+    return w * h / (a.area + b.area - w * h)
 
 
 def test_huge_photo_is_detected_in_file_coordinates(tmp_path, sqlite_url):

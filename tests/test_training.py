@@ -154,6 +154,42 @@ def test_convert_records_train_evaluate_and_label(tmp_path, sqlite_url):
     assert len(rows) == 95 and {r["model_version"] for r in rows} == {"synthetic-v1"}
 
 
+def test_detected_framing_records_hold_the_workers_face_crop(tmp_path):
+    """``--framing detected``: each record is the crop a worker makes of the photo's largest
+    face; a photo without a face is skipped and named."""
+    import tensorflow as tf
+
+    from facelabel.settings import Settings
+    from worker.faces import find_faces
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    images.group_photo(folder / "000001.jpg")
+    images.group_photo(folder / "000002.jpg", size=(500, 700), places=((100, 150, 1.5),))
+    images.save(images.reference(), folder / "000003.jpg")
+    (tmp_path / "attr.txt").write_text(
+        "3\nEyeglasses Mustache No_Beard Wearing_Hat\n"
+        "000001.jpg 1 -1 1 -1\n000002.jpg -1 1 -1 -1\n000003.jpg -1 -1 1 1\n"
+    )
+    invoke("data", "convert", "--annotation", tmp_path / "attr.txt", "--json", tmp_path / "sel.json")
+    out = invoke(
+        "data", "tfrecords", "--json", tmp_path / "sel.json", "--images", folder,
+        "--out", tmp_path / "rec", "--split", "1,0,0", "--size", 96, "--framing", "detected",
+    )  # fmt: skip
+    manifest = json.loads((tmp_path / "rec" / "manifest.json").read_text())
+    assert manifest["framing"] == "detected"
+    assert manifest["splits"]["train"]["skipped_examples"] == ["000003.jpg: no face found"], out
+    stored = {}
+    for record in tf.data.TFRecordDataset(str(tmp_path / "rec" / "train-00000-of-00001.tfrecord")):
+        example = tf.train.Example.FromString(record.numpy()).features.feature
+        png = example["image"].bytes_list.value[0]
+        stored[example["name"].bytes_list.value[0].decode()] = np.asarray(Image.open(io.BytesIO(png)))
+    assert sorted(stored) == ["000001.jpg", "000002.jpg"]
+    for name, crop in stored.items():
+        face = find_faces((folder / name).read_bytes(), size=96, aligned=False, settings=Settings()).crops[0]
+        assert np.array_equal(crop, face)
+
+
 def test_split_option_is_checked(tmp_path):
     result = CliRunner().invoke(
         main,

@@ -1,8 +1,9 @@
 """Selection JSON + image folder → sharded TFRecords of model-ready face crops.
 
-Each record holds the crop exactly as a worker would feed it to the model (the shared
-decode and crop of ``facelabel.imaging``, stored as lossless PNG), the four labels and the
-image name. A manifest beside the shards gives counts and positives per split.
+Each record holds the crop exactly as a worker would feed it to the model (``find_faces``:
+the whole aligned image, or the largest detected face framed as an aligned crop; stored as
+lossless PNG), the four labels and the image name. A manifest beside the shards gives
+counts and positives per split.
 """
 
 from __future__ import annotations
@@ -15,25 +16,48 @@ import math
 import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterator
 
 from PIL import Image
 
 from facelabel.artifact import ATTRIBUTES
-from facelabel.imaging import ImageError, crop_face, decode_image, whole_image
+from facelabel.imaging import Decoded, ImageError
+from facelabel.settings import Settings
 from trainer.annotations import AnnotationError, Example, load_selection
+from worker.faces import NoFace, decode_for_faces, faces_in
 
 SPLITS = ("train", "val", "test")
 SHARD_SIZE = 1000
-MAX_PIXELS = 100_000_000
 MANIFEST = "manifest.json"
 
 
-def face_png(path: Path, size: int) -> bytes:
-    """The aligned-face crop the worker would compute for ``path``, as PNG bytes."""
-    decoded = decode_image(path.read_bytes(), max_pixels=MAX_PIXELS, draft_size=size)
-    buffer = io.BytesIO()
-    Image.fromarray(crop_face(decoded, whole_image(decoded), size)).save(buffer, "PNG", compress_level=1)
-    return buffer.getvalue()
+def face_pngs(
+    paths: list[Path], *, size: int, framing: str, settings: Settings, pool: ThreadPoolExecutor
+) -> Iterator[bytes | str]:
+    """For each path, the crop a worker would compute (face 0 when detecting) as PNG bytes, or
+    the reason it has none. Threads decode; detection runs in the worker's batches."""
+    aligned = framing == "aligned"
+
+    def decode(path: Path) -> Decoded | str:
+        try:
+            return decode_for_faces(path.read_bytes(), size=size, aligned=aligned, settings=settings)
+        except (OSError, ImageError) as exc:
+            return f"{path.name}: {exc}"
+
+    decoded = list(pool.map(decode, paths))
+    photos = [d for d in decoded if isinstance(d, Decoded)]
+    found = iter(faces_in(photos, size=size, aligned=aligned, settings=settings))
+    for path, photo in zip(paths, decoded):
+        if isinstance(photo, str):
+            yield photo
+            continue
+        result = next(found)
+        if isinstance(result, NoFace):
+            yield f"{path.name}: {result}"
+            continue
+        buffer = io.BytesIO()
+        Image.fromarray(result.crops[0]).save(buffer, "PNG", compress_level=1)
+        yield buffer.getvalue()
 
 
 def assign_splits(
@@ -62,6 +86,7 @@ def build_records(
     seed: int = 0,
     size: int = 160,
     threads: int = 4,
+    framing: str = "aligned",
 ) -> dict:
     """Write ``out/{split}-NNNNN-of-NNNNN.tfrecord`` shards and ``out/manifest.json``."""
     import tensorflow as tf
@@ -72,19 +97,14 @@ def build_records(
     splits = assign_splits(examples, ratios=ratios, seed=seed)
     manifest = {
         "size": size,
-        "framing": "aligned",
+        "framing": framing,
         "attributes": list(ATTRIBUTES),
         "selection_sha256": hashlib.sha256(Path(selection).read_bytes()).hexdigest(),
         "split": "official" if ratios is None else {"ratios": list(ratios), "seed": seed},
         "splits": {},
     }
 
-    def encode(example: Example) -> tuple[Example, bytes | None, str | None]:
-        try:
-            return example, face_png(images / example.image, size), None
-        except (OSError, ImageError) as exc:
-            return example, None, f"{example.image}: {exc}"
-
+    settings = Settings.from_env()
     with ThreadPoolExecutor(threads) as pool:
         for name, members in splits.items():
             shards = max(1, math.ceil(len(members) / SHARD_SIZE)) if members else 0
@@ -94,9 +114,11 @@ def build_records(
                 path = out / f"{name}-{shard:05d}-of-{shards:05d}.tfrecord"
                 with tf.io.TFRecordWriter(str(path)) as writer:
                     part = members[shard * SHARD_SIZE : (shard + 1) * SHARD_SIZE]
-                    for example, png, problem in pool.map(encode, part):
-                        if problem:
-                            problems.append(problem)
+                    paths = [images / e.image for e in part]
+                    pngs = face_pngs(paths, size=size, framing=framing, settings=settings, pool=pool)
+                    for example, png in zip(part, pngs):
+                        if isinstance(png, str):
+                            problems.append(png)
                             continue
                         writer.write(_serialize(tf, example, png))
                         written += 1

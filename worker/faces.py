@@ -1,9 +1,11 @@
 """From image bytes to the model's face crops: decode, then either the whole image (aligned
-input) or detected faces framed as CelebA's aligned crops. Shared by labelling and predict."""
+input) or detected faces framed as CelebA's aligned crops. Shared by labelling, predict and
+the trainer's records, so every crop a model sees is made here."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
 import numpy as np
 
@@ -23,24 +25,46 @@ class FoundFaces:
     dropped: int = 0  # detections under the size or confidence minimum
 
 
-def find_faces(data: bytes, *, size: int, aligned: bool, settings: Settings) -> FoundFaces:
-    """The faces of one image; raises ImageError for unusable bytes, NoFace for none found."""
+def decode_for_faces(data: bytes, *, size: int, aligned: bool, settings: Settings) -> Decoded:
+    """Decode at the smallest scale the crops (aligned) or the detector still need."""
+    draft = size if aligned else settings.detect_max_side
+    return decode_image(data, max_pixels=settings.max_image_pixels, draft_size=draft)
+
+
+def faces_in(
+    photos: Sequence[Decoded], *, size: int, aligned: bool, settings: Settings
+) -> list[FoundFaces | NoFace]:
+    """The faces of each decoded photo (detection runs in batches), or NoFace for it."""
     if aligned:
-        decoded = decode_image(data, max_pixels=settings.max_image_pixels, draft_size=size)
-        box = whole_image(decoded)
-        return FoundFaces(decoded, [box], [crop_face(decoded, box, size)])
+        return [
+            FoundFaces(photo, [whole_image(photo)], [crop_face(photo, whole_image(photo), size)])
+            for photo in photos
+        ]
     from worker.detector import detect_faces
 
-    decoded = decode_image(data, max_pixels=settings.max_image_pixels, draft_size=settings.detect_max_side)
-    detections, dropped = detect_faces(
-        decoded,
+    detected = detect_faces(
+        photos,
         max_side=settings.detect_max_side,
         min_face=settings.min_face_pixels,
         min_confidence=settings.min_face_confidence,
+        batch=settings.detect_batch,
     )
-    if not detections:
-        extra = f" ({dropped} too small or unsure)" if dropped else ""
-        raise NoFace(f"no face found{extra}")
-    boxes = [d.box for d in detections]
-    crops = [crop_face(decoded, aligned_framing(box), size) for box in boxes]
-    return FoundFaces(decoded, boxes, crops, dropped)
+    results: list[FoundFaces | NoFace] = []
+    for photo, (detections, dropped) in zip(photos, detected):
+        if not detections:
+            extra = f" ({dropped} too small or unsure)" if dropped else ""
+            results.append(NoFace(f"no face found{extra}"))
+            continue
+        boxes = [d.box for d in detections]
+        crops = [crop_face(photo, aligned_framing(box), size) for box in boxes]
+        results.append(FoundFaces(photo, boxes, crops, dropped))
+    return results
+
+
+def find_faces(data: bytes, *, size: int, aligned: bool, settings: Settings) -> FoundFaces:
+    """The faces of one image; raises ImageError for unusable bytes, NoFace for none found."""
+    photo = decode_for_faces(data, size=size, aligned=aligned, settings=settings)
+    (result,) = faces_in([photo], size=size, aligned=aligned, settings=settings)
+    if isinstance(result, NoFace):
+        raise result
+    return result

@@ -3,20 +3,21 @@ thresholds → one transaction. The Celery task and embedded ``facelabel label``
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.jobs import Face, Outcome, known_images, record_chunk
 from db.models import ATTRIBUTES, Job, ModelVersion
-from facelabel.imaging import Box, ImageError
+from facelabel.imaging import Box, Decoded, ImageError
 from facelabel.settings import Settings
-from worker.faces import NoFace, find_faces
+from worker.faces import FoundFaces, NoFace, decode_for_faces, faces_in
 from worker.reading import ReadError, read_confined
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class _Item:
     reason: str | None = None
     width: int = 0
     height: int = 0
+    photo: Decoded | None = None
     boxes: list[Box] = dataclasses.field(default_factory=list)
     dropped: int = 0
     crops: list[np.ndarray] = dataclasses.field(default_factory=list)
@@ -54,7 +56,8 @@ def label_chunk(
 ) -> ChunkSummary:
     """Label ``paths`` for ``job_id`` and record the outcome; safe to run more than once.
 
-    Threads read, hash and decode ahead while this thread runs the model on full batches.
+    Threads read, hash and decode ahead while this thread detects faces in batches of
+    photos and runs the model on full batches of faces.
     """
     with sessions() as session:
         job = session.get(Job, job_id)
@@ -63,11 +66,18 @@ def label_chunk(
         version = session.get(ModelVersion, job.model_version_id)
         roots, options = list(job.roots), dict(job.options)
     batch_size = options.get("batch_size") or settings.batch_size
+    aligned = bool(options.get("aligned"))
     items = [_Item(path) for path in paths]
     with ThreadPoolExecutor(settings.decode_threads) as pool:
-        aligned = bool(options.get("aligned"))
-        prepared = pool.map(lambda item: _prepare(item, roots, version.input_size, aligned, settings), items)
-        _classify(sessions, prepared, version, batch_size)
+        read = _in_order(
+            pool,
+            lambda item: _read(item, roots, version.input_size, aligned, settings),
+            items,
+            # aligned crops are small; photos waiting for the detector are not
+            ahead=len(items) if aligned else 2 * max(settings.detect_batch, settings.decode_threads),
+        )
+        found = read if aligned else _detected(read, version.input_size, settings)
+        _classify(sessions, found, version, batch_size)
 
     outcomes = [_outcome(item) for item in items]
     with sessions.begin() as session:
@@ -77,18 +87,20 @@ def label_chunk(
     return ChunkSummary(done=len(outcomes) - failed, failed=failed, faces=faces)
 
 
-def _prepare(item: _Item, roots: list[str], size: int, aligned: bool, settings: Settings) -> _Item:
-    """Read, hash, decode and find the faces of one path (in a worker thread)."""
+def _read(item: _Item, roots: list[str], size: int, aligned: bool, settings: Settings) -> _Item:
+    """Read, hash and decode one path (in a worker thread); aligned faces are cropped here too."""
     try:
         data = read_confined(
             item.path, roots, max_bytes=settings.max_file_bytes, data_roots=settings.data_roots
         )
         item.sha256 = hashlib.sha256(data).hexdigest()
         item.size_bytes = len(data)
-        found = find_faces(data, size=size, aligned=aligned, settings=settings)
-        item.width, item.height = found.decoded.width, found.decoded.height
-        item.boxes, item.crops, item.dropped = found.boxes, found.crops, found.dropped
-    except (ReadError, ImageError, NoFace) as exc:
+        item.photo = decode_for_faces(data, size=size, aligned=aligned, settings=settings)
+        item.width, item.height = item.photo.width, item.photo.height
+        if aligned:
+            (found,) = faces_in([item.photo], size=size, aligned=True, settings=settings)
+            _take(item, found)
+    except (ReadError, ImageError) as exc:
         item.reason = str(exc)
     except Exception as exc:  # a bug must cost one file, not the chunk
         log.exception("unexpected error preparing %s", item.path)
@@ -96,8 +108,53 @@ def _prepare(item: _Item, roots: list[str], size: int, aligned: bool, settings: 
     return item
 
 
+def _detected(read: Iterable[_Item], size: int, settings: Settings) -> Iterator[_Item]:
+    """Detect and crop faces, ``detect_batch`` decoded photos at a time, while threads decode on."""
+    waiting: list[_Item] = []
+
+    def detect() -> Iterator[_Item]:
+        try:
+            found = faces_in([i.photo for i in waiting], size=size, aligned=False, settings=settings)
+        except Exception as exc:  # a bug must cost these files, not the chunk
+            log.exception("unexpected error detecting faces")
+            found = [NoFace(f"internal error: {type(exc).__name__}: {exc}")] * len(waiting)
+        for item, result in zip(waiting, found):
+            _take(item, result)
+        yield from waiting
+        waiting.clear()
+
+    for item in read:
+        if item.reason is not None:
+            yield item
+            continue
+        waiting.append(item)
+        if len(waiting) >= settings.detect_batch:
+            yield from detect()
+    if waiting:
+        yield from detect()
+
+
+def _take(item: _Item, found: FoundFaces | NoFace) -> None:
+    item.photo = None  # the decoded pixels are not needed past this point
+    if isinstance(found, NoFace):
+        item.reason = str(found)
+    else:
+        item.boxes, item.crops, item.dropped = found.boxes, found.crops, found.dropped
+
+
+def _in_order(pool: ThreadPoolExecutor, work, items: Iterable, *, ahead: int) -> Iterator:
+    """``pool.map`` that keeps at most ``ahead`` results pending, bounding decoded memory."""
+    pending: collections.deque[Future] = collections.deque()
+    for item in items:
+        pending.append(pool.submit(work, item))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
 def _classify(
-    sessions: sessionmaker[Session], prepared: Iterator[_Item], version: ModelVersion, batch_size: int
+    sessions: sessionmaker[Session], prepared: Iterable[_Item], version: ModelVersion, batch_size: int
 ) -> None:
     """Run the model over ``prepared`` items in batches of about ``batch_size`` faces.
 

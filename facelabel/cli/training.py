@@ -73,7 +73,15 @@ def _ratios(value: str | None):
 @click.option(
     "--size", type=click.IntRange(16, 1024), default=160, show_default=True, help="Crop size in pixels."
 )
-def tfrecords(selection, images, out, split, official_partition, seed, size):
+@click.option(
+    "--framing",
+    type=click.Choice(["aligned", "detected"]),
+    default="aligned",
+    show_default=True,
+    help="aligned: the whole (already aligned) image; detected: MTCNN's largest face, cropped as "
+    "a worker crops faces in photos (images with no face are skipped and counted).",
+)
+def tfrecords(selection, images, out, split, official_partition, seed, size, framing):
     """Write sharded TFRecords of face crops (the worker's own crop) with labels.
 
     \b
@@ -87,7 +95,7 @@ def tfrecords(selection, images, out, split, official_partition, seed, size):
         raise click.UsageError("--split and --official-partition exclude each other")
     ratios = None if official_partition else _ratios(split or "80,10,10")
     try:
-        manifest = build_records(selection, images, out, ratios=ratios, seed=seed, size=size)
+        manifest = build_records(selection, images, out, ratios=ratios, seed=seed, size=size, framing=framing)
     except AnnotationError as exc:
         raise click.ClickException(str(exc)) from None
     for name, info in manifest["splits"].items():
