@@ -7,7 +7,7 @@ FACELABEL := $(VENV)/bin/facelabel
 DEMO_DB := sqlite:///$(CURDIR)/demo.db
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test services bench model clean
+.PHONY: demo test services stack bench model clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ services: $(VENV)/.installed
 
 test: services $(VENV)/.port-installed
 	$(PY) -m pytest
+
+# the compose topology as local processes (deploy/README.md); Ctrl-C stops it
+stack: services
+	$(PY) deploy/stack.py
 
 bench: services
 	$(PY) bench/throughput.py

@@ -40,6 +40,13 @@ def _fraction(name: str, default: float) -> float:
     return _number(name, default, float, 0.0, 1.0)
 
 
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name) or default
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     db_url: str = "sqlite:///facelabel.db"
@@ -57,12 +64,18 @@ class Settings:
     min_face_pixels: int = 20
     min_face_confidence: float = 0.8
     celeba_dir: Path | None = None
+    gpu: str = "none"  # "auto": lease a free GPU of this node (see worker/gpu_lease.py)
+    gpu_ids: tuple[str, ...] = ()
+    node: str = "default"
+    metrics_port: int = 0  # 0: no Prometheus endpoint
+    heartbeat_file: Path | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
         env = os.environ.get
         roots = tuple(Path(p).resolve() for p in env("FACELABEL_DATA_ROOTS", "").split(":") if p)
         celeba = env("FACELABEL_CELEBA_DIR")
+        heartbeat = env("FACELABEL_HEARTBEAT_FILE")
         return cls(
             db_url=env("FACELABEL_DB_URL") or cls.db_url,
             broker_url=env("FACELABEL_BROKER_URL") or cls.broker_url,
@@ -79,6 +92,11 @@ class Settings:
             min_face_pixels=_int("FACELABEL_MIN_FACE_PIXELS", cls.min_face_pixels),
             min_face_confidence=_fraction("FACELABEL_MIN_FACE_CONFIDENCE", cls.min_face_confidence),
             celeba_dir=Path(celeba) if celeba else None,
+            gpu=_choice("FACELABEL_GPU", cls.gpu, ("none", "auto")),
+            gpu_ids=tuple(i.strip() for i in env("FACELABEL_GPU_IDS", "").split(",") if i.strip()),
+            node=env("FACELABEL_NODE") or cls.node,
+            metrics_port=_number("FACELABEL_METRICS_PORT", cls.metrics_port, int, 0, 65535),
+            heartbeat_file=Path(heartbeat) if heartbeat else None,
         )
 
 

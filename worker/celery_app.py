@@ -6,6 +6,7 @@ from celery import Celery
 from kombu import Queue
 
 from facelabel.settings import get_settings
+from worker.health import Heartbeat
 
 LABEL_QUEUE = "label"
 TRAIN_QUEUE = "train"
@@ -39,6 +40,7 @@ def make_app() -> Celery:
         worker_proc_alive_timeout=120,
         worker_send_task_events=True,
     )
+    app.steps["worker"].add(Heartbeat)
     return app
 
 

@@ -7,6 +7,7 @@ import collections
 import dataclasses
 import hashlib
 import logging
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Iterable, Iterator, Sequence
 
@@ -17,6 +18,7 @@ from db.jobs import Face, Outcome, known_images, record_chunk
 from db.models import ATTRIBUTES, Job, ModelVersion
 from facelabel.imaging import Box, Decoded, ImageError
 from facelabel.settings import Settings
+from worker import metrics
 from worker.faces import FoundFaces, NoFace, decode_for_faces, faces_in
 from worker.reading import ReadError, read_confined
 
@@ -59,6 +61,7 @@ def label_chunk(
     Threads read, hash and decode ahead while this thread detects faces in batches of
     photos and runs the model on full batches of faces.
     """
+    started = time.perf_counter()
     with sessions() as session:
         job = session.get(Job, job_id)
         if job is None:
@@ -84,6 +87,9 @@ def label_chunk(
         record_chunk(session, job_id, version.id, outcomes)
     failed = sum(o.reason is not None for o in outcomes)
     faces = sum(len(o.faces or ()) for o in outcomes)
+    metrics.IMAGES.labels("labelled").inc(len(outcomes) - failed)
+    metrics.IMAGES.labels("failed").inc(failed)
+    metrics.CHUNK_SECONDS.observe(time.perf_counter() - started)
     return ChunkSummary(done=len(outcomes) - failed, failed=failed, faces=faces)
 
 
@@ -114,7 +120,8 @@ def _detected(read: Iterable[_Item], size: int, settings: Settings) -> Iterator[
 
     def detect() -> Iterator[_Item]:
         try:
-            found = faces_in([i.photo for i in waiting], size=size, aligned=False, settings=settings)
+            with metrics.DETECT_SECONDS.time():
+                found = faces_in([i.photo for i in waiting], size=size, aligned=False, settings=settings)
         except Exception as exc:  # a bug must cost these files, not the chunk
             log.exception("unexpected error detecting faces")
             found = [NoFace(f"internal error: {type(exc).__name__}: {exc}")] * len(waiting)
@@ -179,7 +186,12 @@ def _classify(
                 seen.add(item.sha256)
                 todo.append(item)
         crops = [crop for item in todo for crop in item.crops]
-        probabilities = classifier.predict(np.stack(crops)) if crops else np.zeros((0, 4))
+        if crops:
+            with metrics.BATCH_SECONDS.time():
+                probabilities = classifier.predict(np.stack(crops))
+            metrics.FACES.inc(len(crops))
+        else:
+            probabilities = np.zeros((0, 4))
         offset = 0
         for item in todo:
             rows = probabilities[offset : offset + len(item.crops)]

@@ -10,7 +10,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from db.engine import open_database
 from facelabel.settings import get_settings
-from worker.celery_app import app
+from worker.celery_app import LABEL_QUEUE, app
 from worker.labeling import UnknownJob, label_chunk
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ def load_default_model(**_kwargs) -> None:
     from worker.classifier import get_classifier
     from worker.detector import warm_up
 
+    if LABEL_QUEUE not in app.amqp.queues.consume_from:  # a trainer: nothing to preload
+        return
     settings = get_settings()
     try:
         sessions = open_database(settings.db_url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 
 import click
@@ -203,24 +204,71 @@ def _follow(sessions, job_id: int, total: int, app) -> None:
 )
 @click.option("--queues", "-Q", default="label", show_default=True, help="Queues to consume.")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics of all this worker's processes here (FACELABEL_METRICS_PORT).",
+)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
-def worker(settings, concurrency, queues, loglevel, celery_args):
+def worker(settings, concurrency, queues, loglevel, metrics_port, celery_args):
     """A Celery worker (same as ``celery -A worker worker -Q label``); extra
     arguments go to Celery.
 
     \b
     facelabel worker --concurrency 1 --hostname gpu0@%h
+    FACELABEL_GPU=auto facelabel worker     # lease a free GPU of this machine first
     """
     os.environ["FACELABEL_DB_URL"] = settings.db_url  # honour --db in the worker's settings
+    lease = None
+    if settings.gpu == "auto":
+        from worker.gpu_lease import GpuError, lease_gpu, visible_gpus
+
+        try:
+            lease = lease_gpu(settings.broker_url, visible_gpus(settings.gpu_ids), node=settings.node)
+        except GpuError as exc:
+            raise click.ClickException(str(exc)) from None
+        os.environ["CUDA_VISIBLE_DEVICES"] = lease.index  # before TensorFlow starts in the children
+        _stderr().print(f"worker uses GPU {lease.index} of node {settings.node}")
+    port = settings.metrics_port if metrics_port is None else metrics_port
+    if port:  # a fresh folder where the worker's processes add up their metrics (worker/metrics.py)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="facelabel-metrics-")
     from facelabel.settings import get_settings
 
     get_settings.cache_clear()
     from worker.celery_app import app
 
-    app.worker_main(
-        ["worker", "-Q", queues, "--concurrency", str(concurrency), "--loglevel", loglevel, *celery_args]
-    )
+    if port:
+        from worker.metrics import serve
+
+        serve(port)
+    try:
+        app.worker_main(
+            ["worker", "-Q", queues, "--concurrency", str(concurrency), "--loglevel", loglevel, *celery_args]
+        )
+    finally:
+        if lease is not None:
+            lease.release()
+
+
+@click.command()
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+@click.option(
+    "--schedule-file",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Where beat keeps when each entry last ran (default: in the temp folder).",
+)
+@click.pass_obj
+def beat(settings, loglevel, schedule_file):
+    """The Celery beat scheduler (one per deployment): sends periodic tasks to the queues."""
+    os.environ["FACELABEL_DB_URL"] = settings.db_url
+    from facelabel.settings import get_settings
+
+    get_settings.cache_clear()
+    from worker.celery_app import app
+
+    schedule_file = schedule_file or os.path.join(tempfile.gettempdir(), "facelabel-beat-schedule")
+    app.start(["beat", "--loglevel", loglevel, "--schedule", schedule_file])
 
 
 @click.command()
@@ -231,4 +279,4 @@ def migrate(settings):
     click.echo("database is at the latest schema")
 
 
-COMMANDS = (label, enqueue, worker, migrate)
+COMMANDS = (label, enqueue, worker, beat, migrate)
