@@ -12,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[postgres,test]'
+	$(PY) -m pip install -q -e '.[postgres,monitor,test]'
 	touch $@
 
 # torch (a CPU wheel on these machines) and torchvision's MobileNetV2 weights: for porting

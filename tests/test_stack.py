@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -100,3 +101,41 @@ def test_two_workers_share_a_job_and_everything_stops(tmp_path, pg_url, redis_ur
     finally:
         stack.stop()
     assert not [pid for pid in pids if group_alive(pid)]
+
+
+def test_flower_as_compose_runs_it_asks_for_the_password(tmp_path, redis_url):
+    """The compose ``flower`` command line: basic auth from FLOWER_BASIC_AUTH."""
+    import base64
+    import urllib.error
+
+    port = free_port_pair()
+    log = open(tmp_path / "flower.log", "wb")
+    flower = subprocess.Popen(
+        [str(Path(sys.executable).parent / "celery"), "--broker", redis_url, "flower", f"--port={port}"],
+        env={**os.environ, "FLOWER_BASIC_AUTH": "ops:s3cret"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/workers"
+
+    def status(credentials: str | None) -> int:
+        request = urllib.request.Request(url)
+        if credentials:
+            request.add_header("Authorization", "Basic " + base64.b64encode(credentials.encode()).decode())
+        try:
+            return urllib.request.urlopen(request, timeout=5).status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            return 0
+
+    try:
+        wait_for(lambda: status(None) != 0, timeout=60, interval=0.5, what="Flower to listen")
+        assert status(None) == 401
+        assert status("ops:wrong") == 401
+        assert status("ops:s3cret") == 200
+    finally:
+        os.killpg(flower.pid, 15)
+        flower.wait(timeout=30)
+        log.close()
