@@ -64,7 +64,10 @@ def detect_faces(
         canvases = [_on_canvas(scaled[i], height, width) for i in group]
         smallest = min(min_face * scaled[i].width / photos[i].width for i in group)
         with _lock:  # one detector per process; its TensorFlow graph already uses every core
-            results = _mtcnn().detect_faces(canvases, min_face_size=max(12, round(smallest)))
+            if len(canvases) == 1:  # MTCNN's single-image path: no batch padding
+                results = [_mtcnn().detect_faces(canvases[0], min_face_size=max(12, round(smallest)))]
+            else:
+                results = _mtcnn().detect_faces(canvases, min_face_size=max(12, round(smallest)))
         for i, faces in zip(group, results):
             found[i] = faces
     return [
