@@ -136,3 +136,65 @@ class Result(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (UniqueConstraint("image_id", "model_version_id", "face", name="uq_results_face"),)
+
+
+class Promotion(Base):
+    """Each time a version became the active one (by the gate, a promote or a rollback)."""
+
+    __tablename__ = "promotions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Schedule(Base):
+    """A retraining schedule that beat reads from here (worker/scheduler.py)."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cron: Mapped[str | None] = mapped_column(String(100))  # five fields, or None with every_seconds
+    every_seconds: Mapped[int | None] = mapped_column(Integer)
+    last_run_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class TrainingRun(Base):
+    """One retraining: its data, the challenger and champion metrics, the gate's decision."""
+
+    __tablename__ = "training_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(
+        String(20), default="queued"
+    )  # queued running promoted rejected failed
+    trigger: Mapped[str] = mapped_column(String(100))  # "cli" or "schedule N"
+    challenger_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    champion_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    challenger_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    champion_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    decision: Mapped[str | None] = mapped_column(Text)
+    corrections: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Correction(Base):
+    """A person's label for one attribute of one face; overrides the model's in ``query``
+    and becomes a training example in the next retraining."""
+
+    __tablename__ = "corrections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    face: Mapped[int] = mapped_column(Integer)
+    box: Mapped[list[Any]]  # x, y, w, h of the face when corrected: the training crop
+    attribute: Mapped[str] = mapped_column(String(20))
+    value: Mapped[bool] = mapped_column(Boolean)
+    author: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    __table_args__ = (UniqueConstraint("image_id", "face", "attribute", name="uq_corrections_face"),)

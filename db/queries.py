@@ -8,7 +8,7 @@ from typing import Any, Iterator, Sequence
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from db.models import ATTRIBUTES, File, Job, JobItem, ModelVersion, Result
+from db.models import ATTRIBUTES, Correction, File, Job, JobItem, ModelVersion, Result
 
 FACE_COLUMNS = (
     "path", "face", "box_x", "box_y", "box_w", "box_h",
@@ -108,15 +108,33 @@ def failures(session: Session, job_id: int | None = None) -> Iterator[dict[str, 
         yield {"job": job, "path": path, "reason": reason}
 
 
-def _current_results(job_id: int | None) -> Select:
+def _current_results(job_id: int | None, model_version_id: int | None = None) -> Select:
     """Each face of each file's current content, as seen by the newest model version that
-    labelled it (or, for ``job_id``, by the job's model version)."""
+    labelled it (or by ``model_version_id``); with ``job_id``, only that job's files."""
     statement = select(File, Result).join(Result, Result.image_id == File.image_id)
-    if job_id is None:
-        return statement.where(Result.is_current.is_(True))
-    job_model = select(Job.model_version_id).where(Job.id == job_id).scalar_subquery()
-    in_job = select(JobItem.file_id).where(JobItem.job_id == job_id)
-    return statement.where(Result.model_version_id == job_model, File.id.in_(in_job))
+    if model_version_id is None:
+        statement = statement.where(Result.is_current.is_(True))
+    else:
+        statement = statement.where(Result.model_version_id == model_version_id)
+    if job_id is not None:
+        statement = statement.where(File.id.in_(select(JobItem.file_id).where(JobItem.job_id == job_id)))
+    return statement
+
+
+def _corrections():
+    """Per corrected face, each attribute's corrected value (1/0), NULL where not corrected."""
+    return (
+        select(
+            Correction.image_id,
+            Correction.face,
+            *(
+                func.max(case((Correction.attribute == a, case((Correction.value, 1), else_=0)))).label(a)
+                for a in ATTRIBUTES
+            ),
+        )
+        .group_by(Correction.image_id, Correction.face)
+        .subquery()
+    )
 
 
 def query_faces(
@@ -128,13 +146,20 @@ def query_faces(
     path_glob: str | None = None,
     min_prob: float | None = None,
     limit: int | None = None,
+    model_version_id: int | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """One dict per face, in ``FACE_COLUMNS`` order, ordered by path then face."""
-    base = _current_results(job_id).subquery()
+    """One dict per face, in ``FACE_COLUMNS`` order plus ``corrected`` (the attributes a
+    person set: their values replace the model's), ordered by path then face."""
+    base = _current_results(job_id, model_version_id).subquery()
     r = aliased(Result, base)
     f = aliased(File, base)
-    conditions = [getattr(r, a).is_(True) for a in has]
-    conditions += [getattr(r, a).is_(False) for a in lacks]
+    corrected = _corrections()
+    labels = {
+        a: func.coalesce(corrected.c[a], case((getattr(r, a).is_(True), 1), else_=0)).label(f"label_{a}")
+        for a in ATTRIBUTES
+    }
+    conditions = [labels[a] == 1 for a in has]
+    conditions += [labels[a] == 0 for a in lacks]
     if min_prob is not None:
         probs = [getattr(r, f"p_{a}") for a in (has or ATTRIBUTES)]
         conditions.append(
@@ -143,14 +168,19 @@ def query_faces(
     if path_glob:
         conditions.append(f.path.like(glob_to_like(path_glob), escape="\\"))
     statement = (
-        select(f.path, r, ModelVersion.name)
+        select(f.path, r, ModelVersion.name, *labels.values(), *(corrected.c[a] for a in ATTRIBUTES))
         .join(ModelVersion, ModelVersion.id == r.model_version_id)
+        .outerjoin(corrected, and_(corrected.c.image_id == r.image_id, corrected.c.face == r.face))
         .where(*conditions)
         .order_by(f.path, r.face)
         .limit(limit)
     )
-    for path, result, model_name in session.execute(statement.execution_options(yield_per=1000)):
-        yield face_row(path, result, model_name)
+    for path, result, model_name, *values in session.execute(statement.execution_options(yield_per=1000)):
+        shown, set_by_person = values[: len(ATTRIBUTES)], values[len(ATTRIBUTES) :]
+        row = face_row(path, result, model_name)
+        row.update(zip(ATTRIBUTES, shown))
+        row["corrected"] = ",".join(a for a, v in zip(ATTRIBUTES, set_by_person) if v is not None)
+        yield row
 
 
 def face_row(path: str, result: Result, model_name: str) -> dict[str, Any]:
@@ -165,16 +195,22 @@ def face_row(path: str, result: Result, model_name: str) -> dict[str, Any]:
 
 
 def stats(session: Session, job_id: int | None = None) -> dict[str, int]:
-    """Faces per attribute over current results; images, faces; images with no face found,
-    detections dropped as too small or unsure, failures (no-face images included) and
-    skipped non-image files."""
+    """Faces per attribute over current results (corrections applied); images, faces;
+    images with no face found, detections dropped as too small or unsure, failures (no-face
+    images included) and skipped non-image files."""
     base = _current_results(job_id).subquery()
     r = aliased(Result, base)
+    corrected = _corrections()
     row = session.execute(
         select(
             func.count(),
-            *(func.coalesce(func.sum(case((getattr(r, a).is_(True), 1), else_=0)), 0) for a in ATTRIBUTES),
-        )
+            *(
+                func.coalesce(
+                    func.sum(func.coalesce(corrected.c[a], case((getattr(r, a).is_(True), 1), else_=0))), 0
+                )
+                for a in ATTRIBUTES
+            ),
+        ).outerjoin(corrected, and_(corrected.c.image_id == r.image_id, corrected.c.face == r.face))
     ).one()
     images = select(func.count()).select_from(File).where(File.image_id.is_not(None))
     items = select(

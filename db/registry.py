@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import Any, Iterator
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from db.models import ModelVersion
+from db.models import ModelVersion, Promotion, TrainingRun
 from facelabel.artifact import ArtifactError, load_artifact
 from facelabel.settings import BUNDLED_MODEL
 
@@ -51,5 +52,74 @@ def resolve_model(session: Session, spec: str | None) -> ModelVersion:
     if spec:
         named = session.scalar(select(ModelVersion).where(ModelVersion.name == spec))
         return named if named is not None else register_model(session, spec)
-    active = session.scalar(select(ModelVersion).where(ModelVersion.is_active.is_(True)))
+    active = active_version(session)
     return active if active is not None else register_model(session, BUNDLED_MODEL)
+
+
+def active_version(session: Session) -> ModelVersion | None:
+    """The promoted version (one query; workers ask once per chunk)."""
+    return session.scalar(select(ModelVersion).where(ModelVersion.is_active.is_(True)))
+
+
+class RegistryError(Exception):
+    """A registry request that cannot be honoured; ``str()`` says why."""
+
+
+def activate(session: Session, version: ModelVersion, reason: str) -> None:
+    """Make ``version`` the one jobs without ``--model`` use, and record why."""
+    session.execute(update(ModelVersion).where(ModelVersion.id != version.id).values(is_active=False))
+    version.is_active = True
+    session.add(Promotion(model_version_id=version.id, reason=reason))
+    session.flush()
+
+
+def promote(session: Session, name: str) -> ModelVersion:
+    version = session.scalar(select(ModelVersion).where(ModelVersion.name == name))
+    if version is None:
+        raise RegistryError(f"no model version named {name!r} (see `facelabel models list`)")
+    if not version.is_active:
+        activate(session, version, "promoted by hand")
+    return version
+
+
+def rollback(session: Session) -> ModelVersion:
+    """Re-activate the version that was active before the current one."""
+    current = active_version(session)
+    earlier = session.scalar(
+        select(ModelVersion)
+        .join(Promotion, Promotion.model_version_id == ModelVersion.id)
+        .where(ModelVersion.id != (current.id if current else -1))
+        .order_by(Promotion.id.desc())
+        .limit(1)
+    )
+    if earlier is None:
+        raise RegistryError("no earlier active version to roll back to")
+    activate(session, earlier, f"rollback from {current.name}" if current else "rollback")
+    return earlier
+
+
+def list_versions(session: Session) -> Iterator[dict[str, Any]]:
+    """Versions, newest first, with validation macro-F1 and the last gate decision about each."""
+    runs = {
+        run.challenger_id: run
+        for run in session.scalars(
+            select(TrainingRun).where(TrainingRun.challenger_id.is_not(None)).order_by(TrainingRun.id)
+        )
+    }
+    for version in session.scalars(select(ModelVersion).order_by(ModelVersion.id.desc())):
+        run = runs.get(version.id)
+        yield {
+            "id": version.id,
+            "name": version.name,
+            "active": int(version.is_active),
+            "created": version.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            "backbone": version.backbone,
+            "val_macro_f1": (version.metrics.get("val") or {}).get("macro_f1"),
+            "gate_macro_f1": run.challenger_metrics.get("macro_f1")
+            if run and run.challenger_metrics
+            else None,
+            "champion_macro_f1": run.champion_metrics.get("macro_f1")
+            if run and run.champion_metrics
+            else None,
+            "decision": run.decision if run else None,
+        }

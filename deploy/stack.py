@@ -47,9 +47,7 @@ class LocalStack:
             for i in range(workers)
         ]  # fmt: skip
         self.services.append(Service("trainer", ["worker", "-Q", "train", "--hostname", "trainer@%h"], {}))
-        self.services.append(
-            Service("beat", ["beat", "--schedule-file", str(self.folder / "beat-schedule")], {})
-        )
+        self.services.append(Service("beat", ["beat"], {}))
 
     @property
     def metrics_urls(self) -> list[str]:

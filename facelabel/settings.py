@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 from pathlib import Path
 
@@ -47,6 +48,17 @@ def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def _json_object(name: str) -> dict:
+    raw = os.environ.get(name) or "{}"
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise SettingsError(f"{name} must be a JSON object, got {raw!r}")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     db_url: str = "sqlite:///facelabel.db"
@@ -69,6 +81,11 @@ class Settings:
     node: str = "default"
     metrics_port: int = 0  # 0: no Prometheus endpoint
     heartbeat_file: Path | None = None
+    train_data: tuple[Path, ...] = ()  # CelebA-format folders: list_attr_celeba.txt + images/
+    train_dir: Path = Path("training")
+    train_recipe: dict = dataclasses.field(default_factory=dict)  # trainer.train.Recipe fields
+    train_size: int = 160
+    promote_tolerance: float = 0.01
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -97,6 +114,11 @@ class Settings:
             node=env("FACELABEL_NODE") or cls.node,
             metrics_port=_number("FACELABEL_METRICS_PORT", cls.metrics_port, int, 0, 65535),
             heartbeat_file=Path(heartbeat) if heartbeat else None,
+            train_data=tuple(Path(p) for p in env("FACELABEL_TRAIN_DATA", "").split(":") if p),
+            train_dir=Path(env("FACELABEL_TRAIN_DIR") or cls.train_dir),
+            train_recipe=_json_object("FACELABEL_TRAIN_RECIPE"),
+            train_size=_number("FACELABEL_TRAIN_SIZE", cls.train_size, int, 16, 1024),
+            promote_tolerance=_number("FACELABEL_PROMOTE_TOLERANCE", cls.promote_tolerance, float, -1.0, 1.0),
         )
 
 

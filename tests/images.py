@@ -9,7 +9,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 WIDTH, HEIGHT = 178, 218  # CelebA's aligned frame
 FACE = Path(__file__).resolve().parent.parent / "examples" / "astronaut.jpg"  # public domain
@@ -105,3 +105,34 @@ def folder_of_images(root: Path, count: int, start_seed: int = 0) -> list[Path]:
 def symlink(target: Path, link: Path) -> Path:
     os.symlink(target, link)
     return link
+
+
+def synthetic_celeba(root, count=96, seed=0):
+    """Faces-ish pictures where each attribute is drawn (glasses band, beard, moustache bar,
+    hat block), with CelebA-format annotation and partition files."""
+    rng = np.random.default_rng(seed)
+    folder = root / "img_align_celeba"
+    folder.mkdir(parents=True)
+    rows, partition = [], []
+    for index in range(count):
+        name = f"{index + 1:06d}.jpg"
+        picture = reference(index)
+        draw = ImageDraw.Draw(picture)
+        glasses, beard, mustache, hat = (rng.random(4) < 0.3).astype(int)
+        if glasses:
+            draw.rectangle((30, 95, 150, 112), fill=(10, 10, 10))
+        if beard:
+            draw.rectangle((40, 160, 140, 218), fill=(90, 60, 30))
+        if mustache:
+            draw.rectangle((65, 140, 115, 148), fill=(40, 25, 10))
+        if hat:
+            draw.rectangle((20, 0, 160, 45), fill=(150, 20, 20))
+        picture.save(folder / name, quality=92)
+        values = [1 if glasses else -1, 1 if mustache else -1, -1 if beard else 1, 1 if hat else -1]
+        rows.append(f"{name} {' '.join(map(str, values))}")
+        partition.append(f"{name} {0 if index < count * 3 // 4 else 1}")
+    (root / "list_attr_celeba.txt").write_text(
+        f"{count}\r\nEyeglasses Mustache No_Beard Wearing_Hat\r\n" + "\r\n".join(rows) + "\r\n"
+    )
+    (root / "list_eval_partition.txt").write_text("\n".join(partition) + "\n")
+    return folder

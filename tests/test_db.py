@@ -173,7 +173,7 @@ def test_query_filters(sessions, labelled):
 def test_query_rows_carry_the_contract_columns(sessions, labelled):
     with sessions() as session:
         row = next(queries.query_faces(session, has=["hat"]))
-    assert tuple(row) == queries.FACE_COLUMNS
+    assert tuple(row) == queries.FACE_COLUMNS + ("corrected",)
     assert (row["box_w"], row["hat"], row["eyeglasses"], row["p_eyeglasses"], row["model_version"]) == (
         50,
         1,
@@ -183,7 +183,7 @@ def test_query_rows_carry_the_contract_columns(sessions, labelled):
     )
 
 
-def test_query_shows_the_newest_model_per_image_and_a_job_its_own(sessions, labelled):
+def test_query_shows_the_newest_model_per_image_unless_asked_for_another(sessions, labelled):
     job_id, version_id = new_job(sessions, name="m2")
     record(
         sessions,
@@ -195,8 +195,13 @@ def test_query_shows_the_newest_model_per_image_and_a_job_its_own(sessions, labe
         rows = {(r["path"], r["face"]): r["model_version"] for r in queries.query_faces(session)}
         assert rows[("/p/holiday/b.jpg", 0)] == "m2" and rows[("/p/work/c.jpg", 0)] == "m1"
         assert len(rows) == 5
-        job_rows = list(queries.query_faces(session, job_id=labelled))
-        assert {r["model_version"] for r in job_rows} == {"m1"} and len(job_rows) == 5
+        job_rows = {
+            (r["path"], r["face"]): r["model_version"] for r in queries.query_faces(session, job_id=labelled)
+        }
+        assert job_rows == rows  # the job's files, as their newest version saw them
+        m1 = session.scalar(select(ModelVersion.id).where(ModelVersion.name == "m1"))
+        old = list(queries.query_faces(session, model_version_id=m1))
+        assert {r["model_version"] for r in old} == {"m1"} and len(old) == 5
         assert queries.stats(session)["eyeglasses"] == 3
 
 

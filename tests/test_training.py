@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from facelabel.artifact import load_artifact
 from facelabel.cli import main
@@ -19,37 +19,6 @@ from tests import images
 from trainer.model_card import render
 
 pytestmark = pytest.mark.slow
-
-
-def synthetic_celeba(root, count=96, seed=0):
-    """Faces-ish pictures where each attribute is drawn (glasses band, beard, moustache bar,
-    hat block), with CelebA-format annotation and partition files."""
-    rng = np.random.default_rng(seed)
-    folder = root / "img_align_celeba"
-    folder.mkdir(parents=True)
-    rows, partition = [], []
-    for index in range(count):
-        name = f"{index + 1:06d}.jpg"
-        picture = images.reference(index)
-        draw = ImageDraw.Draw(picture)
-        glasses, beard, mustache, hat = (rng.random(4) < 0.3).astype(int)
-        if glasses:
-            draw.rectangle((30, 95, 150, 112), fill=(10, 10, 10))
-        if beard:
-            draw.rectangle((40, 160, 140, 218), fill=(90, 60, 30))
-        if mustache:
-            draw.rectangle((65, 140, 115, 148), fill=(40, 25, 10))
-        if hat:
-            draw.rectangle((20, 0, 160, 45), fill=(150, 20, 20))
-        picture.save(folder / name, quality=92)
-        values = [1 if glasses else -1, 1 if mustache else -1, -1 if beard else 1, 1 if hat else -1]
-        rows.append(f"{name} {' '.join(map(str, values))}")
-        partition.append(f"{name} {0 if index < count * 3 // 4 else 1}")
-    (root / "list_attr_celeba.txt").write_text(
-        f"{count}\r\nEyeglasses Mustache No_Beard Wearing_Hat\r\n" + "\r\n".join(rows) + "\r\n"
-    )
-    (root / "list_eval_partition.txt").write_text("\n".join(partition) + "\n")
-    return folder
 
 
 def optimizer_values(keras_file) -> int:
@@ -69,7 +38,7 @@ def invoke(*args):
 
 
 def test_convert_records_train_evaluate_and_label(tmp_path, sqlite_url):
-    folder = synthetic_celeba(tmp_path)
+    folder = images.synthetic_celeba(tmp_path)
     invoke(
         "data",
         "convert",

@@ -61,17 +61,25 @@ def face_pngs(
 
 
 def assign_splits(
-    examples: list[Example], *, ratios: tuple[int, int, int] | None, seed: int
+    examples: list[Example], *, ratios: tuple[int, int, int] | None, seed: int, stable: bool = False
 ) -> dict[str, list[Example]]:
-    """Official partitions (identity-disjoint) when ``ratios`` is None, else a seeded shuffle
-    cut by ``ratios`` (image-level: the same person can land in two splits)."""
+    """Official partitions (identity-disjoint) when ``ratios`` is None, else a cut by
+    ``ratios`` (image-level: the same person can land in two splits): a seeded shuffle, or
+    with ``stable`` a hash of each image name, so an image keeps its split as data grows."""
     if ratios is None:
         if any(e.partition is None for e in examples):
             raise AnnotationError("--official-partition needs a selection made with --partition")
         return {s: [e for e in examples if e.partition == s] for s in SPLITS}
+    total = sum(ratios)
+    if stable:
+        splits: dict[str, list[Example]] = {s: [] for s in SPLITS}
+        for example in examples:
+            bucket = int(hashlib.sha256(example.image.encode()).hexdigest()[:8], 16) % total
+            name = "train" if bucket < ratios[0] else "val" if bucket < ratios[0] + ratios[1] else "test"
+            splits[name].append(example)
+        return splits
     shuffled = list(examples)
     random.Random(seed).shuffle(shuffled)
-    total = sum(ratios)
     cut_train = round(len(shuffled) * ratios[0] / total)
     cut_val = cut_train + round(len(shuffled) * ratios[1] / total)
     return {"train": shuffled[:cut_train], "val": shuffled[cut_train:cut_val], "test": shuffled[cut_val:]}
@@ -87,6 +95,7 @@ def build_records(
     size: int = 160,
     threads: int = 4,
     framing: str = "aligned",
+    stable: bool = False,
 ) -> dict:
     """Write ``out/{split}-NNNNN-of-NNNNN.tfrecord`` shards and ``out/manifest.json``."""
     import tensorflow as tf
@@ -94,13 +103,17 @@ def build_records(
     images, out = Path(images), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     examples = load_selection(selection)
-    splits = assign_splits(examples, ratios=ratios, seed=seed)
+    splits = assign_splits(examples, ratios=ratios, seed=seed, stable=stable)
     manifest = {
         "size": size,
         "framing": framing,
         "attributes": list(ATTRIBUTES),
         "selection_sha256": hashlib.sha256(Path(selection).read_bytes()).hexdigest(),
-        "split": "official" if ratios is None else {"ratios": list(ratios), "seed": seed},
+        "split": "official"
+        if ratios is None
+        else {"ratios": list(ratios), "by": "name hash"}
+        if stable
+        else {"ratios": list(ratios), "seed": seed},
         "splits": {},
     }
 
@@ -120,7 +133,7 @@ def build_records(
                         if isinstance(png, str):
                             problems.append(png)
                             continue
-                        writer.write(_serialize(tf, example, png))
+                        writer.write(serialize(tf, example, png))
                         written += 1
                         for attribute, label in zip(ATTRIBUTES, example.labels):
                             positives[attribute] += label
@@ -135,7 +148,8 @@ def build_records(
     return manifest
 
 
-def _serialize(tf, example: Example, png: bytes) -> bytes:
+def serialize(tf, example: Example, png: bytes) -> bytes:
+    """One record: the crop as PNG, the four labels, the image name."""
     feature = {
         "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
         "labels": tf.train.Feature(int64_list=tf.train.Int64List(value=list(example.labels))),

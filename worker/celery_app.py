@@ -25,7 +25,13 @@ def make_app() -> Celery:
         worker_prefetch_multiplier=1,
         task_queues=(Queue(LABEL_QUEUE), Queue(TRAIN_QUEUE)),
         task_default_queue=LABEL_QUEUE,
-        task_routes={"facelabel.label_chunk": {"queue": LABEL_QUEUE}},
+        task_routes={
+            "facelabel.label_chunk": {"queue": LABEL_QUEUE},
+            "facelabel.retrain": {"queue": TRAIN_QUEUE},
+        },
+        # Beat reads its schedule from the database and looks for changes every few seconds.
+        beat_scheduler="worker.scheduler:DatabaseScheduler",
+        beat_max_loop_interval=5,
         # An unacknowledged chunk goes back to the queue this long after delivery: longer
         # than the slowest chunk takes, or chunks run twice (harmless, only wasteful).
         # Abandoned messages are looked for every 10 s (kombu's default is every 100 s).

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.jobs import Face, Outcome, known_images, record_chunk
 from db.models import ATTRIBUTES, Job, ModelVersion
+from db.registry import active_version
 from facelabel.imaging import Box, Decoded, ImageError
 from facelabel.settings import Settings
 from worker import metrics
@@ -66,8 +67,9 @@ def label_chunk(
         job = session.get(Job, job_id)
         if job is None:
             raise UnknownJob(f"job {job_id} not found (do the CLI and workers share FACELABEL_DB_URL?)")
-        version = session.get(ModelVersion, job.model_version_id)
         roots, options = list(job.roots), dict(job.options)
+        version = None if options.get("pinned", True) else active_version(session)
+        version = version or session.get(ModelVersion, job.model_version_id)
     batch_size = options.get("batch_size") or settings.batch_size
     aligned = bool(options.get("aligned"))
     items = [_Item(path) for path in paths]

@@ -87,7 +87,13 @@ def submit_job(
         job = create_job(
             session,
             roots=roots,
-            options={"aligned": aligned, "batch_size": batch_size, "paths": absolute},
+            # a job without --model (or FACELABEL_MODEL) follows the active version as it changes
+            options={
+                "aligned": aligned,
+                "batch_size": batch_size,
+                "paths": absolute,
+                "pinned": bool(model or settings.model),
+            },
             model_version_id=version.id,
         )
         job_id = job.id

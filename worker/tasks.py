@@ -34,6 +34,25 @@ def label_chunk_task(job_id: int, paths: list[str]) -> dict:
     return {"done": summary.done, "failed": summary.failed, "faces": summary.faces}
 
 
+@app.task(name="facelabel.retrain", acks_late=False)
+def retrain_task(run_id: int | None = None, schedule_id: int | None = None) -> str:
+    """One training run (from `retrain now`, or from beat with ``schedule_id``).
+
+    Acknowledged on receipt, not after: a training outlasts the broker's visibility timeout,
+    and a redelivered copy must not start a second one. A trainer that dies mid-run leaves
+    the run "running" with its lease expired; `retrain now` then marks it failed.
+    """
+    from db.training_runs import start_run
+    from trainer.retrain import retrain
+
+    settings = get_settings()
+    sessions = open_database(settings.db_url)
+    if run_id is None:
+        with sessions.begin() as session:
+            run_id = start_run(session, f"schedule {schedule_id}").id
+    return retrain(sessions, settings, run_id)
+
+
 @worker_process_init.connect
 def load_default_model(**_kwargs) -> None:
     """Load TensorFlow, the default model and the face detector in each child after fork,

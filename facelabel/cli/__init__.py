@@ -34,8 +34,8 @@ def main(ctx: click.Context, db_url: str | None) -> None:
     ctx.obj = dataclasses.replace(settings, db_url=db_url) if db_url else settings
 
 
-from facelabel.cli import labeling, predict, results, training  # noqa: E402  (registers the commands)
+from facelabel.cli import labeling, predict, results, retraining, training  # noqa: E402
 
-for module in (labeling, results, training, predict):
+for module in (labeling, results, training, predict, retraining):
     for command in module.COMMANDS:
         main.add_command(command)

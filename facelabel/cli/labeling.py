@@ -253,22 +253,17 @@ def worker(settings, concurrency, queues, loglevel, metrics_port, celery_args):
 
 @click.command()
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
-@click.option(
-    "--schedule-file",
-    type=click.Path(dir_okay=False, writable=True),
-    help="Where beat keeps when each entry last ran (default: in the temp folder).",
-)
 @click.pass_obj
-def beat(settings, loglevel, schedule_file):
-    """The Celery beat scheduler (one per deployment): sends periodic tasks to the queues."""
+def beat(settings, loglevel):
+    """The Celery beat scheduler (one per deployment): sends retraining runs to queue
+    ``train`` as the schedules in the database say (`facelabel retrain schedule`)."""
     os.environ["FACELABEL_DB_URL"] = settings.db_url
     from facelabel.settings import get_settings
 
     get_settings.cache_clear()
     from worker.celery_app import app
 
-    schedule_file = schedule_file or os.path.join(tempfile.gettempdir(), "facelabel-beat-schedule")
-    app.start(["beat", "--loglevel", loglevel, "--schedule", schedule_file])
+    app.start(["beat", "--loglevel", loglevel])
 
 
 @click.command()

@@ -5,6 +5,7 @@ None of these import TensorFlow."""
 from __future__ import annotations
 
 import click
+from sqlalchemy import select
 
 from db import queries
 from db.models import ATTRIBUTES
@@ -34,7 +35,7 @@ JOB_COLUMNS = (
     type=click.Choice(ATTRIBUTES),
     help="Face does not show this (repeatable).",
 )
-@job_option("Only faces of images in this job, as that job's model saw them.")
+@job_option("Only faces of images in this job.")
 @click.option("--path", "path_glob", metavar="GLOB", help="Absolute path matches GLOB (* also matches /).")
 @click.option(
     "--min-prob",
@@ -43,25 +44,64 @@ JOB_COLUMNS = (
     help="Each --has attribute has probability >= P (without --has: any attribute does).",
 )
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N rows.")
+@click.option(
+    "--model-version",
+    metavar="NAME",
+    help="Results of this model version (default: each image's newest).",
+)
 @format_option()
 @click.pass_obj
-def query(settings, has, lacks, job_id, path_glob, min_prob, limit, fmt):
-    """One row per face, ordered by path and face (0 = largest).
+def query(settings, has, lacks, job_id, path_glob, min_prob, limit, model_version, fmt):
+    """One row per face, ordered by path and face (0 = largest). Human corrections replace
+    the model's labels (the table marks them in ``corrected``).
 
     \b
     facelabel query --has eyeglasses --not hat --format csv
     facelabel query --path '*/holiday/*' --min-prob 0.9 --has beard
     """
+    from db.models import ModelVersion
+
     both = set(has) & set(lacks)
     if both:
         raise click.UsageError(f"--has and --not both name {', '.join(sorted(both))}")
     sessions = sessions_for(settings)
     check_job(sessions, job_id)
     with sessions() as session:
-        rows = queries.query_faces(
-            session, has=has, lacks=lacks, job_id=job_id, path_glob=path_glob, min_prob=min_prob, limit=limit
+        version_id = None
+        if model_version is not None:
+            version_id = session.scalar(select(ModelVersion.id).where(ModelVersion.name == model_version))
+            if version_id is None:
+                raise click.ClickException(
+                    f"no model version {model_version!r} (see `facelabel models list`)"
+                )
+        rows = _CorrectionCounter(
+            queries.query_faces(
+                session,
+                has=has,
+                lacks=lacks,
+                job_id=job_id,
+                path_glob=path_glob,
+                min_prob=min_prob,
+                limit=limit,
+                model_version_id=version_id,
+            )
         )
-        emit_rows(rows, queries.FACE_COLUMNS, fmt)
+        columns = queries.FACE_COLUMNS + ("corrected",) if fmt == "table" else queries.FACE_COLUMNS
+        emit_rows(rows, columns, fmt)
+    if rows.corrected and fmt != "table":
+        click.echo(f"{rows.corrected} faces show human corrections instead of the model's labels", err=True)
+
+
+class _CorrectionCounter:
+    """Passes rows through, counting those with human corrections."""
+
+    def __init__(self, rows):
+        self.rows, self.corrected = rows, 0
+
+    def __iter__(self):
+        for row in self.rows:
+            self.corrected += bool(row["corrected"])
+            yield row
 
 
 @click.command()

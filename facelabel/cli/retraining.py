@@ -1,0 +1,227 @@
+"""The retraining cycle: ``models``, ``retrain``, ``correct``. None of these import TensorFlow."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import time
+
+import click
+
+from facelabel.cli.common import sessions_for
+from facelabel.cli.output import emit_rows, format_option
+
+MODEL_COLUMNS = (
+    "id", "name", "active", "created", "backbone",
+    "val_macro_f1", "gate_macro_f1", "champion_macro_f1", "decision",
+)  # fmt: skip
+RUN_COLUMNS = (
+    "id",
+    "status",
+    "trigger",
+    "created",
+    "finished",
+    "corrections",
+    "challenger",
+    "champion",
+    "decision",
+)
+SCHEDULE_COLUMNS = ("id", "when", "created", "last_run")
+
+
+@click.group()
+def models():
+    """Model versions: list them, promote one, roll back."""
+
+
+@models.command("list")
+@format_option()
+@click.pass_obj
+def list_models(settings, fmt):
+    """Versions, newest first: validation and gate macro-F1, the gate's decision."""
+    from db.registry import list_versions
+
+    with sessions_for(settings)() as session:
+        emit_rows(list_versions(session), MODEL_COLUMNS, fmt)
+
+
+@models.command()
+@click.argument("version")
+@click.pass_obj
+def promote(settings, version):
+    """Make VERSION the active model: workers use it from their next chunk."""
+    from db.registry import RegistryError
+    from db.registry import promote as run
+
+    with sessions_for(settings).begin() as session:
+        try:
+            promoted = run(session, version)
+        except RegistryError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"active model: {promoted.name}")
+
+
+@models.command()
+@click.pass_obj
+def rollback(settings):
+    """Re-activate the version that was active before the current one."""
+    from db.registry import RegistryError
+    from db.registry import rollback as run
+
+    with sessions_for(settings).begin() as session:
+        try:
+            restored = run(session)
+        except RegistryError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"active model: {restored.name}")
+
+
+@click.group()
+def retrain():
+    """Retraining: now, on a schedule, and what ran."""
+
+
+@retrain.command()
+@click.option("--wait", is_flag=True, help="Follow the run until the gate has decided.")
+@click.pass_obj
+def now(settings, wait):
+    """Queue one training run on queue ``train``; prints its id.
+
+    Refused while another run is queued or running.
+    """
+    import redis
+
+    from db.models import TrainingRun
+    from db.training_runs import ACTIVE, LOCK_KEY, active_run, start_run
+    from worker.tasks import retrain_task
+
+    sessions = sessions_for(settings)
+    try:
+        lock_held = bool(redis.Redis.from_url(settings.broker_url).exists(LOCK_KEY))
+    except redis.RedisError as exc:
+        raise click.ClickException(f"cannot reach the broker: {exc}") from None
+    with sessions.begin() as session:
+        busy = active_run(session)
+        if busy is not None and busy.status == "running" and not lock_held:
+            busy.status, busy.decision = "failed", "the trainer stopped during the run"
+        elif busy is not None:
+            raise click.ClickException(
+                f"training run {busy.id} is already {busy.status} (since {busy.created_at:%Y-%m-%d %H:%M}); "
+                "see `facelabel retrain runs`"
+            )
+        run_id = start_run(session, "cli").id
+    retrain_task.apply_async(kwargs={"run_id": run_id})
+    click.echo(run_id)
+    if not wait:
+        return
+    while True:
+        with sessions() as session:
+            run = session.get(TrainingRun, run_id)
+            if run.status not in ACTIVE:
+                break
+        time.sleep(1)
+    click.echo(f"run {run_id}: {run.status}: {run.decision}")
+    if run.status in ("failed", "skipped"):
+        raise SystemExit(1)
+
+
+@retrain.command()
+@click.argument("cron", required=False)
+@click.option(
+    "--every", "every_seconds", type=click.IntRange(min=1), metavar="SECONDS", help="Instead of CRON."
+)
+@click.pass_obj
+def schedule(settings, cron, every_seconds):
+    """Retrain on a cron schedule (five fields, UTC), e.g. "0 3 * * 0" = Sundays 03:00.
+
+    Beat picks it up within seconds, without a restart.
+    """
+    from db.schedules import ScheduleError, add_schedule
+
+    if (cron is None) == (every_seconds is None):
+        raise click.UsageError('give a CRON expression ("0 3 * * 0") or --every SECONDS')
+    with sessions_for(settings).begin() as session:
+        try:
+            added = add_schedule(session, cron=cron, every_seconds=every_seconds)
+        except ScheduleError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(added.id)
+
+
+@retrain.command("list")
+@format_option()
+@click.pass_obj
+def list_schedules(settings, fmt):
+    """The retraining schedules."""
+    from db.schedules import list_schedules as rows
+
+    with sessions_for(settings)() as session:
+        emit_rows(rows(session), SCHEDULE_COLUMNS, fmt)
+
+
+@retrain.command()
+@click.argument("schedule_id", type=int)
+@click.pass_obj
+def remove(settings, schedule_id):
+    """Remove schedule SCHEDULE_ID (a run in progress carries on)."""
+    from db.schedules import remove_schedule
+
+    with sessions_for(settings).begin() as session:
+        if not remove_schedule(session, schedule_id):
+            raise click.ClickException(f"no schedule {schedule_id}")
+    click.echo(f"removed schedule {schedule_id}")
+
+
+@retrain.command()
+@format_option()
+@click.pass_obj
+def runs(settings, fmt):
+    """Training runs, newest first, with the gate's decision."""
+    from db.training_runs import list_runs
+
+    with sessions_for(settings)() as session:
+        emit_rows(list_runs(session), RUN_COLUMNS, fmt)
+
+
+@click.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option(
+    "--face", type=click.IntRange(min=0), default=0, show_default=True, help="0 = the largest face."
+)
+@click.option("--set", "changes", multiple=True, required=True, metavar="ATTR=0|1", help="Repeatable.")
+@click.option("--by", "author", help="Who corrects (default: the login name).")
+@click.pass_obj
+def correct(settings, path, face, changes, author):
+    """Correct a face's labels; `query` shows them, the next retraining learns from them.
+
+    \b
+    facelabel correct /photos/a.jpg --face 0 --set hat=1 --set beard=0
+    """
+    from db.corrections import CorrectionError, correct_face
+
+    values = dict(_change(c) for c in changes)
+    with sessions_for(settings).begin() as session:
+        try:
+            correct_face(session, os.path.abspath(path), face, values, author or _login())
+        except CorrectionError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"{path} face {face}: " + ", ".join(f"{a}={int(v)}" for a, v in values.items()))
+
+
+def _change(text: str) -> tuple[str, bool]:
+    from db.models import ATTRIBUTES
+
+    attribute, _, value = text.partition("=")
+    if attribute not in ATTRIBUTES or value not in ("0", "1"):
+        raise click.BadParameter(f"expected ATTR=0|1 with ATTR one of {', '.join(ATTRIBUTES)}, got {text!r}")
+    return attribute, value == "1"
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+COMMANDS = (models, retrain, correct)

@@ -1,0 +1,130 @@
+"""Schedules, corrections and the model registry from the CLI, on SQLite and PostgreSQL;
+beat's database scheduler sees a new schedule without a restart."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from facelabel.cli import main
+from facelabel.settings import BUNDLED_MODEL
+from tests import images
+
+
+def run(url, *args):
+    return CliRunner().invoke(main, ["--db", url, *map(str, args)])
+
+
+def ok(url, *args):
+    result = run(url, *args)
+    assert result.exit_code == 0, result.output + result.stderr
+    return result.stdout
+
+
+def test_schedules_are_validated_stored_listed_and_removed(db_url):
+    first = int(ok(db_url, "retrain", "schedule", "0 3 * * 0"))
+    second = int(ok(db_url, "retrain", "schedule", "--every", "3600"))
+    rows = json.loads(ok(db_url, "retrain", "list", "--format", "json"))
+    assert [(r["id"], r["when"]) for r in rows] == [(first, "0 3 * * 0"), (second, "every 3600 s")]
+    for bad, message in [
+        ("61 * * * *", "invalid cron expression '61 * * * *': Invalid end range: 61 > 59."),
+        ("0 3 * *", "cron expression '0 3 * *' has 4 fields; expected 5"),
+        ("0 3 31 2 *", "day_of_month '31' never occurs in month_of_year '2'"),
+    ]:
+        result = run(db_url, "retrain", "schedule", bad)
+        assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+        assert message in result.stderr
+    assert len(json.loads(ok(db_url, "retrain", "list", "--format", "json"))) == 2  # nothing stored
+    ok(db_url, "retrain", "remove", first)
+    assert [r["id"] for r in json.loads(ok(db_url, "retrain", "list", "--format", "json"))] == [second]
+    result = run(db_url, "retrain", "remove", first)
+    assert result.exit_code == 1 and f"no schedule {first}" in result.stderr
+
+
+def test_corrections_override_labels_and_say_so(db_url, tmp_path):
+    images.folder_of_images(tmp_path / "photos", 3)
+    ok(db_url, "label", tmp_path / "photos", "--aligned")
+    before = json.loads(ok(db_url, "query", "--format", "json"))
+    target = before[0]["path"]
+    flipped = 1 - before[0]["hat"]
+    ok(db_url, "correct", target, "--face", "0", "--set", f"hat={flipped}", "--set", "beard=1", "--by", "ana")
+
+    result = run(db_url, "query", "--format", "json")
+    after = {r["path"]: r for r in json.loads(result.stdout)}
+    assert (after[target]["hat"], after[target]["beard"]) == (flipped, 1)
+    assert after[target]["p_hat"] == before[0]["p_hat"]  # the model's output is kept
+    assert list(after[target]) == list(before[0])  # csv/json keep the contract columns
+    assert "1 faces show human corrections" in result.stderr
+    table = ok(db_url, "query")
+    assert "corrected" in table.splitlines()[0] and "beard,hat" in table
+    hat_rows = {r["path"] for r in json.loads(ok(db_url, "query", "--has", "hat", "--format", "json"))}
+    assert (target in hat_rows) == bool(flipped)
+    assert json.loads(ok(db_url, "stats", "--format", "json"))[0]["beard"] >= 1
+
+    for args, message in [
+        ((target, "--face", "3", "--set", "hat=1"), "has no face 3 (faces 0 to 0)"),
+        ((tmp_path / "nope.jpg", "--set", "hat=1"), "has not been labelled"),
+    ]:
+        result = run(db_url, "correct", *args)
+        assert result.exit_code == 1 and message in result.stderr
+    result = run(db_url, "correct", target, "--set", "hats=1")
+    assert result.exit_code == 2 and "expected ATTR=0|1" in result.stderr
+
+
+def test_promote_and_rollback(db_url, tmp_path):
+    images.folder_of_images(tmp_path / "photos", 2)
+    ok(db_url, "label", tmp_path / "photos", "--aligned")  # registers the bundled model
+    other = tmp_path / "other-model"
+    shutil.copytree(BUNDLED_MODEL, other)
+    meta = json.loads((other / "model.json").read_text())
+    meta["name"] = "other"
+    (other / "model.json").write_text(json.dumps(meta))
+    ok(db_url, "label", tmp_path / "photos", "--aligned", "--model", other)
+
+    assert "no earlier active version" in run(db_url, "models", "rollback").stderr
+    assert ok(db_url, "models", "promote", meta["name"]).strip() == "active model: other"
+    assert ok(db_url, "models", "promote", "mobilenetv2-torch-160-celeba-sample").strip().endswith("sample")
+    assert ok(db_url, "models", "rollback").strip() == "active model: other"
+    versions = json.loads(ok(db_url, "models", "list", "--format", "json"))
+    assert [(v["name"], v["active"]) for v in versions] == [
+        ("other", 1),
+        ("mobilenetv2-torch-160-celeba-sample", 0),
+    ]
+    assert versions[1]["val_macro_f1"] == meta["metrics"]["val"]["macro_f1"]
+    assert "no model version named 'nope'" in run(db_url, "models", "promote", "nope").stderr
+
+
+def test_beat_scheduler_reads_new_schedules_without_a_restart(db_url, monkeypatch):
+    from celery import Celery
+
+    from db.engine import open_database
+    from db.schedules import add_schedule, remove_schedule
+    from facelabel.settings import get_settings
+    from worker import scheduler
+
+    monkeypatch.setenv("FACELABEL_DB_URL", db_url)
+    get_settings.cache_clear()
+    monkeypatch.setattr(scheduler, "RELOAD_SECONDS", 0.0)
+    beat = scheduler.DatabaseScheduler(app=Celery(broker="memory://"))
+    assert beat.schedule == {}
+    with open_database(db_url).begin() as session:
+        added = add_schedule(session, cron="0 3 * * 0").id
+    (entry,) = beat.schedule.values()
+    assert entry.task == "facelabel.retrain" and entry.options == {"queue": "train"}
+    assert entry.kwargs == {"schedule_id": added} and str(entry.schedule.hour) == "{3}"
+    with open_database(db_url).begin() as session:
+        remove_schedule(session, added)
+    assert beat.schedule == {}
+    get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings():
+    from facelabel.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -1,0 +1,89 @@
+"""Human corrections as training examples: each corrected face, cropped from its file the way
+the worker cropped it, labelled with the corrected attributes and the model's labels for
+the others, written as a ``train`` shard beside the other records."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+from PIL import Image
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import ATTRIBUTES, Correction, Result
+from db.models import File as FileRow
+from db.models import Image as ImageRow
+from facelabel.imaging import Box, ImageError, aligned_framing, crop_face, decode_image
+from facelabel.settings import Settings
+from trainer.annotations import Example
+from trainer.records import MANIFEST, serialize
+
+
+def corrected_faces(session: Session) -> list[tuple[str, str, Box, tuple[int, ...]]]:
+    """(path, sha256, box, labels) per corrected face: corrections over the current result."""
+    faces: dict[tuple[int, int], dict] = {}
+    for correction in session.scalars(select(Correction).order_by(Correction.id)):
+        face = faces.setdefault((correction.image_id, correction.face), {"box": correction.box, "set": {}})
+        face["set"][correction.attribute] = correction.value
+    found = []
+    for (image_id, index), face in faces.items():
+        image = session.get(ImageRow, image_id)
+        path = session.scalar(select(FileRow.path).where(FileRow.image_id == image_id).limit(1))
+        result = session.scalar(
+            select(Result).where(
+                Result.image_id == image_id, Result.face == index, Result.is_current.is_(True)
+            )
+        )
+        if image is None or path is None:
+            continue
+        labels = tuple(
+            int(face["set"].get(a, getattr(result, a) if result is not None else False)) for a in ATTRIBUTES
+        )
+        found.append((path, image.sha256, Box(*face["box"]), labels))
+    return found
+
+
+def write_correction_records(
+    session: Session, out: Path, *, size: int, framing: str, settings: Settings
+) -> int:
+    """Write ``out/train-00000-of-00001.tfrecord`` and its manifest; returns the faces written.
+
+    A file that is gone or whose bytes changed since it was labelled is left out.
+    """
+    import tensorflow as tf
+
+    out.mkdir(parents=True, exist_ok=True)
+    written, positives, skipped = 0, dict.fromkeys(ATTRIBUTES, 0), []
+    with tf.io.TFRecordWriter(str(out / "train-00000-of-00001.tfrecord")) as writer:
+        for path, sha256, box, labels in corrected_faces(session):
+            try:
+                data = Path(path).read_bytes()
+                if hashlib.sha256(data).hexdigest() != sha256:
+                    raise ImageError("changed since it was labelled")
+                decoded = decode_image(data, max_pixels=settings.max_image_pixels)
+            except (OSError, ImageError) as exc:
+                skipped.append(f"{path}: {exc}")
+                continue
+            whole = (box.x, box.y, box.w, box.h) == (0, 0, decoded.width, decoded.height)
+            crop = crop_face(decoded, box if whole else aligned_framing(box), size)
+            buffer = io.BytesIO()
+            Image.fromarray(crop).save(buffer, "PNG", compress_level=1)
+            writer.write(serialize(tf, Example(image=path, labels=labels), buffer.getvalue()))
+            written += 1
+            for attribute, label in zip(ATTRIBUTES, labels):
+                positives[attribute] += label
+    manifest = {
+        "size": size,
+        "framing": framing,
+        "attributes": list(ATTRIBUTES),
+        "source": "human corrections",
+        "splits": {
+            "train": {"images": written, "positives": positives, "shards": 1, "skipped": len(skipped)},
+        },
+        "skipped_examples": skipped[:20],
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return written
