@@ -97,6 +97,30 @@ def test_promote_and_rollback(db_url, tmp_path):
     assert "no model version named 'nope'" in run(db_url, "models", "promote", "nope").stderr
 
 
+def test_a_second_training_request_is_refused_while_one_is_queued(db_url, redis_url, monkeypatch):
+    import redis
+
+    from db.engine import open_database
+    from db.models import TrainingRun
+    from db.training_runs import start_run
+
+    monkeypatch.setenv("FACELABEL_BROKER_URL", redis_url)
+    with open_database(db_url).begin() as session:
+        queued = start_run(session, "cli").id
+    result = run(db_url, "retrain", "now")
+    assert result.exit_code == 1
+    assert f"training run {queued} is already queued" in result.stderr
+
+    with open_database(db_url).begin() as session:  # its trainer died: running, lease gone
+        session.get(TrainingRun, queued).status = "running"
+    started = int(ok(db_url, "retrain", "now"))
+    with open_database(db_url)() as session:
+        dead = session.get(TrainingRun, queued)
+        assert (dead.status, dead.decision) == ("failed", "the trainer stopped during the run")
+        assert session.get(TrainingRun, started).status == "queued"
+    assert redis.Redis.from_url(redis_url).llen("train") == 1  # the task went to queue "train"
+
+
 def test_beat_scheduler_reads_new_schedules_without_a_restart(db_url, monkeypatch):
     from celery import Celery
 

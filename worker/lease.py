@@ -36,10 +36,6 @@ class Lease:
         owner = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
         return cls(client, key, owner, ttl) if client.set(key, owner, nx=True, ex=ttl) else None
 
-    def holder(self) -> str | None:
-        value = self.client.get(self.key)
-        return value.decode() if value else None
-
     def _keep(self) -> None:
         while not self._stopped.wait(self.ttl / 3):
             try:
