@@ -32,12 +32,14 @@ from trainer.evaluate import evaluate_predictions, summary_markdown  # noqa: E40
 
 
 def peak_rss_mib(image: Path) -> int:
-    """Peak RSS of ``facelabel predict`` on ``image`` in a fresh process."""
+    """Peak RSS of ``facelabel predict`` on ``image`` in a fresh process: VmHWM, which starts
+    afresh at exec (ru_maxrss would include this large process, copied by the fork)."""
     code = (
-        "import resource, sys; from facelabel.cli import main\n"
+        "import re, sys; from facelabel.cli import main\n"
         "try: main(['predict', sys.argv[1]])\n"
         "except SystemExit: pass\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)"
+        "peak = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1)\n"
+        "print(int(peak) // 1024, file=sys.stderr)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code, str(image)], capture_output=True, text=True, check=True
@@ -115,6 +117,13 @@ def main() -> None:
         small = Path(scratch) / "small.jpg"
         face.save(small, quality=90)
         rss_big, rss_small = peak_rss_mib(big), peak_rss_mib(small)
+        big_seconds = {}
+        for side in (settings.detect_max_side, settings.detect_max_side // 2):  # what downscaling buys
+            at_side = dataclasses.replace(settings, detect_max_side=side)
+            started = time.perf_counter()
+            faces_in([decode_for_faces(big.read_bytes(), size=size, aligned=False, settings=at_side)],
+                     size=size, aligned=False, settings=at_side)  # fmt: skip
+            big_seconds[side] = round(time.perf_counter() - started, 2)
 
     total = find_seconds + classify_seconds
     print(
@@ -122,6 +131,10 @@ def main() -> None:
         f"max side {settings.detect_max_side}, {settings.decode_threads} decode threads"
     )
     print(f"face found in {found} ({100 * found / len(examples):.1f} %)")
+    print(
+        "a 6000x4000 photo, decode + detect: "
+        + ", ".join(f"{seconds} s at max side {side}" for side, seconds in big_seconds.items())
+    )
     print(
         f"decode (threads, overlapped) + detect + crop: {find_seconds:.1f} s "
         f"({len(examples) / find_seconds:.2f} photos/s), of which waiting on MTCNN {detect_seconds:.1f} s; "
@@ -143,6 +156,7 @@ def main() -> None:
             "photos_per_second": round(len(examples) / find_seconds, 2),
             "detection_share": round(detect_seconds / total, 3),
             "peak_rss_mib": {"6000x4000": rss_big, f"{face.width}x{face.height}": rss_small},
+            "seconds_6000x4000_by_max_side": big_seconds,
             "face0": report,
         }
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")

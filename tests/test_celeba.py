@@ -43,7 +43,7 @@ def val_records(celeba_dir, tmp_path_factory):
     selection = json.loads((work / "selected.json").read_text())
     selection["images"] = [i for i in selection["images"] if i["partition"] == "val"]
     (work / "val.json").write_text(json.dumps(selection))
-    size = load_artifact(BUNDLED_MODEL).input_size
+    artifact = load_artifact(BUNDLED_MODEL)
     invoke(
         "data",
         "tfrecords",
@@ -55,7 +55,9 @@ def val_records(celeba_dir, tmp_path_factory):
         work / "records",
         "--official-partition",
         "--size",
-        size,
+        artifact.input_size,
+        "--framing",
+        artifact.meta["framing"],
     )
     return summary, work / "records" / "val"
 
@@ -75,7 +77,7 @@ def test_bundled_model_scores_on_val_what_its_card_says(val_records):
     report_dir = records.parent.parent / "report"
     invoke("evaluate", "--model", BUNDLED_MODEL, "--tfrecord", records, "--report", report_dir)
     measured = json.loads((report_dir / "metrics.json").read_text())
-    assert measured["faces"] == card["faces"] == 780
+    assert measured["faces"] == card["faces"] >= 775  # of 780 val images (detection may miss a few)
     assert measured["macro_f1"] == pytest.approx(card["macro_f1"], abs=0.005)
     for attribute, expected in card["attributes"].items():
         assert measured["attributes"][attribute]["auc"] == pytest.approx(expected["auc"], abs=0.002)

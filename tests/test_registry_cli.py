@@ -9,6 +9,7 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
+from facelabel.artifact import load_artifact
 from facelabel.cli import main
 from facelabel.settings import BUNDLED_MODEL
 from tests import images
@@ -86,12 +87,13 @@ def test_promote_and_rollback(db_url, tmp_path):
 
     assert "no earlier active version" in run(db_url, "models", "rollback").stderr
     assert ok(db_url, "models", "promote", meta["name"]).strip() == "active model: other"
-    assert ok(db_url, "models", "promote", "mobilenetv2-torch-160-celeba-sample").strip().endswith("sample")
+    bundled = load_artifact(BUNDLED_MODEL).name
+    assert ok(db_url, "models", "promote", bundled).strip() == f"active model: {bundled}"
     assert ok(db_url, "models", "rollback").strip() == "active model: other"
     versions = json.loads(ok(db_url, "models", "list", "--format", "json"))
     assert [(v["name"], v["active"]) for v in versions] == [
         ("other", 1),
-        ("mobilenetv2-torch-160-celeba-sample", 0),
+        (bundled, 0),
     ]
     assert versions[1]["val_macro_f1"] == meta["metrics"]["val"]["macro_f1"]
     assert "no model version named 'nope'" in run(db_url, "models", "promote", "nope").stderr

@@ -12,11 +12,13 @@ import sys
 
 import pytest
 
+from facelabel.artifact import load_artifact
+from facelabel.settings import BUNDLED_MODEL
 from tests import images
 from tests.processes import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.slow
-BUNDLED = "mobilenetv2-torch-160-celeba-sample"
+BUNDLED = load_artifact(BUNDLED_MODEL).name
 
 
 def facelabel(env, *args, timeout=300):

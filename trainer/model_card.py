@@ -12,6 +12,11 @@ from pathlib import Path
 from facelabel.artifact import load_artifact
 from trainer.evaluate import summary_markdown
 
+FRAMINGS = {
+    "aligned": "trained on the whole aligned images; `worker.faces` makes the same crop when labelling",
+    "detected": "trained on MTCNN's largest face in each image, framed like CelebA's aligned crop: "
+    "`worker.faces` makes exactly this crop of every face it detects in a photo",
+}
 LICENSE = (
     "Trained on images of CelebA (Liu et al., MMLab, CUHK), which is licensed for "
     "**non-commercial research purposes only**; this model inherits that restriction."
@@ -33,8 +38,7 @@ def render(directory: str | Path, commands: str) -> str:
         "",
         f"Backbone `{meta['backbone']}` (ImageNet initialisation: `{initial}`), "
         f"input {meta['input_size']}×{meta['input_size']} RGB, framing `{meta['framing']}` "
-        "(the whole aligned face; `facelabel.imaging.crop_face` makes the same crop for training "
-        "and labelling), preprocessing "
+        f"({FRAMINGS[meta['framing']]}), preprocessing "
         f"{meta['preprocessing']}. Outputs: sigmoid probabilities for {', '.join(meta['attributes'])}.",
         "",
         "## Data",
@@ -52,6 +56,7 @@ def render(directory: str | Path, commands: str) -> str:
         "Intervals: 1,000 bootstrap resamples of the validation faces (26 identities: treat them as wide).",
         "",
         *_wild_section(Path(directory) / "report" / "wild.json"),
+        *_framing_section(Path(directory) / "report" / "framing.json"),
         "## Training",
         "",
         f"Loss: binary cross-entropy with positives weighted by sqrt(negatives/positives), capped at "
@@ -104,11 +109,33 @@ def _wild_section(path: Path) -> list[str]:
         "",
         f"Measured by `python bench/wild.py --json models/default/report/wild.json`: "
         f"{wild['photos_per_second']} photos/s with detection ({100 * wild['detection_share']:.0f} % of the "
-        "time in decode + detection); peak memory of `facelabel predict`: "
+        "time waiting on the face detector); peak memory of `facelabel predict`: "
         + ", ".join(f"{mib} MiB on a {size} photo" for size, mib in wild["peak_rss_mib"].items())
         + ".",
         "",
     ]
+
+
+def _framing_section(path: Path) -> list[str]:
+    """The measured choice between training crops (``report/framing.json``), when present."""
+    if not path.exists():
+        return []
+    comparison = json.loads(path.read_text())
+    lines = [
+        "## Why this framing",
+        "",
+        f"Measured: {comparison['how']}.",
+        "",
+        "| trained on | val macro-F1 | val AUC | wild macro-F1 | at 0.5 | wild AUC | wild F1 per attribute |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for framing, m in comparison["framings"].items():
+        per = ", ".join(f"{a} {f1}" for a, f1 in m["wild_f1"].items())
+        lines.append(
+            f"| {framing} | {m['val_macro_f1']} | {m['val_macro_auc']} | {m['wild_macro_f1']} "
+            f"| {m['wild_macro_f1_at_0.5']} | {m['wild_macro_auc']} | {per} |"
+        )
+    return lines + [""]
 
 
 if __name__ == "__main__":
