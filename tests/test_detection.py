@@ -64,6 +64,24 @@ def test_group_photo_gives_one_row_per_face_largest_first(tmp_path, sqlite_url):
     assert "no people.png" in page and "no face found" in page and "<h2>failures: 1</h2>" in page
 
 
+def test_content_labelled_before_is_not_detected_again(tmp_path, sqlite_url):
+    from worker import metrics
+
+    def detector_calls() -> float:
+        (family,) = metrics.DETECT_SECONDS.collect()
+        return next(s.value for s in family.samples if s.name.endswith("_count"))
+
+    (tmp_path / "photos").mkdir()
+    group_photo(tmp_path / "photos" / "group.jpg")
+    invoke("--db", sqlite_url, "label", tmp_path / "photos")
+    first = json.loads(invoke("--db", sqlite_url, "query", "--format", "json"))
+    calls = detector_calls()
+    assert calls >= 1
+    invoke("--db", sqlite_url, "label", tmp_path / "photos")
+    assert detector_calls() == calls  # the results of the first job stand
+    assert json.loads(invoke("--db", sqlite_url, "query", "--format", "json")) == first
+
+
 def test_batched_detection_finds_what_one_photo_at_a_time_finds(tmp_path):
     """Photos of different shapes share an MTCNN batch (padded to the largest); each photo's
     faces must be the ones it has alone, in its own file pixels."""

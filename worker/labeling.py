@@ -9,7 +9,7 @@ import hashlib
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
@@ -81,7 +81,15 @@ def label_chunk(
             # aligned crops are small; photos waiting for the detector are not
             ahead=len(items) if aligned else 2 * max(settings.detect_batch, settings.decode_threads),
         )
-        found = read if aligned else _detected(read, version.input_size, settings)
+        if aligned:
+            found = read
+        else:
+
+            def labelled(digests: list[str]) -> set[str]:
+                with sessions() as session:
+                    return known_images(session, version.id, digests)
+
+            found = _detected(read, version.input_size, settings, labelled)
         _classify(sessions, found, version, batch_size)
 
     outcomes = [_outcome(item) for item in items]
@@ -116,19 +124,28 @@ def _read(item: _Item, roots: list[str], size: int, aligned: bool, settings: Set
     return item
 
 
-def _detected(read: Iterable[_Item], size: int, settings: Settings) -> Iterator[_Item]:
-    """Detect and crop faces, ``detect_batch`` decoded photos at a time, while threads decode on."""
+def _detected(
+    read: Iterable[_Item], size: int, settings: Settings, labelled: Callable[[list[str]], set[str]]
+) -> Iterator[_Item]:
+    """Detect and crop faces, ``detect_batch`` decoded photos at a time, while threads decode
+    on. Content the model version has ``labelled`` already skips detection (its results stand)."""
     waiting: list[_Item] = []
 
     def detect() -> Iterator[_Item]:
+        done_before = labelled([i.sha256 for i in waiting])
+        todo = [i for i in waiting if i.sha256 not in done_before]
         try:
-            with metrics.DETECT_SECONDS.time():
-                found = faces_in([i.photo for i in waiting], size=size, aligned=False, settings=settings)
+            found = []
+            if todo:
+                with metrics.DETECT_SECONDS.time():
+                    found = faces_in([i.photo for i in todo], size=size, aligned=False, settings=settings)
         except Exception as exc:  # a bug must cost these files, not the chunk
             log.exception("unexpected error detecting faces")
-            found = [NoFace(f"internal error: {type(exc).__name__}: {exc}")] * len(waiting)
-        for item, result in zip(waiting, found):
+            found = [NoFace(f"internal error: {type(exc).__name__}: {exc}")] * len(todo)
+        for item, result in zip(todo, found):
             _take(item, result)
+        for item in waiting:
+            item.photo = None
         yield from waiting
         waiting.clear()
 
