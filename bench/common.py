@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -39,6 +41,22 @@ def fresh_pg_database(name: str) -> str:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def peak_rss_mib(args: list[str], env: dict | None = None) -> int:
+    """Peak RSS (MiB) of ``facelabel ARGS`` alone in a fresh process: its VmHWM, which starts
+    afresh at exec (ru_maxrss would also count the benchmark process the fork copied)."""
+    code = (
+        "import re, sys; from facelabel.cli import main\n"
+        "try: main(sys.argv[1:])\n"
+        "except SystemExit: pass\n"
+        "peak = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1)\n"
+        "print(int(peak) // 1024, file=sys.stderr)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True
+    )
+    return int(result.stderr.strip().split()[-1])
 
 
 class Timer:

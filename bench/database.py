@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REDIS_URL, Timer, fresh_pg_database  # noqa: E402
+from bench.common import REDIS_URL, Timer, fresh_pg_database, peak_rss_mib  # noqa: E402
 
 SEED_ROWS = """
 INSERT INTO model_versions
@@ -46,9 +45,8 @@ ANALYZE;
 """
 
 
-def run_cli(env: dict, *args: str) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (MiB) and stdout of one ``facelabel`` command."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def run_cli(env: dict, *args: str) -> tuple[float, str]:
+    """Wall seconds and stdout of one ``facelabel`` command."""
     with Timer() as timer:
         result = subprocess.run(
             [sys.executable, "-m", "facelabel", *args],
@@ -57,8 +55,7 @@ def run_cli(env: dict, *args: str) -> tuple[float, int, str]:
             text=True,
             check=True,
         )
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return timer.seconds, max(peak, before) // 1024, result.stdout
+    return timer.seconds, result.stdout
 
 
 def enqueue_many(count: int, scratch: Path) -> tuple[float, int]:
@@ -76,28 +73,10 @@ def enqueue_many(count: int, scratch: Path) -> tuple[float, int]:
         "FACELABEL_BROKER_URL": REDIS_URL,
     }
     run_cli(env, "migrate")
-    seconds, _, _ = run_cli(env, "enqueue", str(folder), "--aligned")
-    peak = peak_rss_of(env, folder)
+    seconds, _ = run_cli(env, "enqueue", str(folder), "--aligned")
+    peak = peak_rss_mib(["enqueue", str(folder), "--aligned"], env)  # a second enqueue, alone
     redis.Redis.from_url(REDIS_URL).flushdb()
     return seconds, peak
-
-
-def peak_rss_of(env: dict, folder: Path) -> int:
-    """Peak RSS (MiB) of a second enqueue of ``folder``, measured alone in a fresh process."""
-    code = (
-        "import resource, sys; from facelabel.cli import main\n"
-        "try: main(['enqueue', sys.argv[1], '--aligned'])\n"
-        "except SystemExit: pass\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(folder)],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return int(out.split()[-1])
 
 
 def million_rows(rows: int) -> dict[str, float]:

@@ -12,7 +12,6 @@ import argparse
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,27 +23,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench.common import peak_rss_mib  # noqa: E402
 from facelabel.artifact import ATTRIBUTES, load_artifact  # noqa: E402
 from facelabel.imaging import decode_image  # noqa: E402
 from facelabel.settings import BUNDLED_MODEL, Settings  # noqa: E402
 from trainer.annotations import read_attributes  # noqa: E402
 from trainer.evaluate import evaluate_predictions, summary_markdown  # noqa: E402
-
-
-def peak_rss_mib(image: Path) -> int:
-    """Peak RSS of ``facelabel predict`` on ``image`` in a fresh process: VmHWM, which starts
-    afresh at exec (ru_maxrss would include this large process, copied by the fork)."""
-    code = (
-        "import re, sys; from facelabel.cli import main\n"
-        "try: main(['predict', sys.argv[1]])\n"
-        "except SystemExit: pass\n"
-        "peak = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1)\n"
-        "print(int(peak) // 1024, file=sys.stderr)"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(image)], capture_output=True, text=True, check=True
-    )
-    return int(result.stderr.strip().split()[-1])
 
 
 def main() -> None:
@@ -116,7 +100,7 @@ def main() -> None:
         face.resize((6000, 4000)).save(big, quality=90)
         small = Path(scratch) / "small.jpg"
         face.save(small, quality=90)
-        rss_big, rss_small = peak_rss_mib(big), peak_rss_mib(small)
+        rss_big, rss_small = peak_rss_mib(["predict", str(big)]), peak_rss_mib(["predict", str(small)])
         big_seconds = {}
         for side in (settings.detect_max_side, settings.detect_max_side // 2):  # what downscaling buys
             at_side = dataclasses.replace(settings, detect_max_side=side)
