@@ -29,6 +29,7 @@ class Face:
     box: tuple[int, int, int, int]
     probabilities: tuple[float, float, float, float]
     labels: tuple[bool, bool, bool, bool]
+    confidence: float | None = None  # the face detector's (None: an aligned image, no detection)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,6 +188,7 @@ def _result_row(image_id: int, model_version_id: int, index: int, face: Face) ->
         "box_y": y,
         "box_w": w,
         "box_h": h,
+        "detection_confidence": face.confidence,
     }
     for attribute, probability, label in zip(ATTRIBUTES, face.probabilities, face.labels):
         row[f"p_{attribute}"] = probability

@@ -130,6 +130,7 @@ class Result(Base):
     beard: Mapped[bool] = mapped_column(Boolean)
     mustache: Mapped[bool] = mapped_column(Boolean)
     hat: Mapped[bool] = mapped_column(Boolean)
+    detection_confidence: Mapped[float | None] = mapped_column(Float)  # None: aligned, not detected
     # True for the rows of the newest model version that labelled this image: what `query`
     # and `stats` show. Kept by record_chunk so reads need no anti-join over all versions.
     is_current: Mapped[bool] = mapped_column(Boolean, default=True)

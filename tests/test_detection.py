@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from sqlalchemy import create_engine, select
 
+from db.models import Result
 from facelabel.cli import main
 from facelabel.imaging import Box, aligned_framing
 from facelabel.settings import Settings
@@ -54,6 +56,11 @@ def test_group_photo_gives_one_row_per_face_largest_first(tmp_path, sqlite_url):
     assert [(f["path"].rsplit("/", 1)[1], f["reason"]) for f in failures] == [
         ("no people.png", "no face found")
     ]
+    engine = create_engine(sqlite_url)
+    with engine.connect() as connection:  # each face keeps the detector's confidence
+        confidences = connection.execute(select(Result.detection_confidence)).scalars().all()
+    engine.dispose()
+    assert len(confidences) == 3 and all(0.8 <= c <= 1.0 for c in confidences)
     stats = json.loads(invoke("--db", sqlite_url, "stats", "--format", "json"))[0]
     assert (stats["images"], stats["faces"], stats["no_face"]) == (1, 3, 1)
 
@@ -129,6 +136,7 @@ def test_predict_out_draws_the_boxes(tmp_path):
     path = group_photo(tmp_path / "group.jpg")
     rows = json.loads(invoke("predict", path, "--out", tmp_path / "annotated.jpg"))
     assert len(rows) == 3 and set(rows[0]["probabilities"]) == {"eyeglasses", "beard", "mustache", "hat"}
+    assert all(0.8 <= r["confidence"] <= 1.0 for r in rows)  # the detector's, at least the minimum
     before = np.asarray(Image.open(path), dtype=np.int16)
     after = np.asarray(Image.open(tmp_path / "annotated.jpg"), dtype=np.int16)
     assert after.shape == before.shape

@@ -23,6 +23,7 @@ class FoundFaces:
     boxes: list[Box]  # file pixels, largest first
     crops: list[np.ndarray]  # size×size uint8, same order
     dropped: int = 0  # detections under the size or confidence minimum
+    confidences: list[float | None] | None = None  # the detector's, same order (None: aligned)
 
 
 def decode_for_faces(data: bytes, *, size: int, aligned: bool, settings: Settings) -> Decoded:
@@ -57,7 +58,7 @@ def faces_in(
             continue
         boxes = [d.box for d in detections]
         crops = [crop_face(photo, aligned_framing(box), size) for box in boxes]
-        results.append(FoundFaces(photo, boxes, crops, dropped))
+        results.append(FoundFaces(photo, boxes, crops, dropped, [d.confidence for d in detections]))
     return results
 
 

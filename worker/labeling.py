@@ -49,6 +49,7 @@ class _Item:
     height: int = 0
     photo: Decoded | None = None
     boxes: list[Box] = dataclasses.field(default_factory=list)
+    confidences: list[float | None] | None = None
     dropped: int = 0
     crops: list[np.ndarray] = dataclasses.field(default_factory=list)
     faces: tuple[Face, ...] | None = None
@@ -166,6 +167,7 @@ def _take(item: _Item, found: FoundFaces | NoFace) -> None:
         item.reason = str(found)
     else:
         item.boxes, item.crops, item.dropped = found.boxes, found.crops, found.dropped
+        item.confidences = found.confidences
 
 
 def _in_order(pool: ThreadPoolExecutor, work, items: Iterable, *, ahead: int) -> Iterator:
@@ -215,7 +217,7 @@ def _classify(
         for item in todo:
             rows = probabilities[offset : offset + len(item.crops)]
             offset += len(item.crops)
-            item.faces = to_faces(item.boxes, rows, thresholds)
+            item.faces = to_faces(item.boxes, rows, thresholds, item.confidences)
             item.crops = []
         waiting.clear()
 
@@ -229,7 +231,10 @@ def _classify(
 
 
 def to_faces(
-    boxes: Sequence[Box], probabilities: np.ndarray, thresholds: Sequence[float]
+    boxes: Sequence[Box],
+    probabilities: np.ndarray,
+    thresholds: Sequence[float],
+    confidences: Sequence[float | None] | None = None,
 ) -> tuple[Face, ...]:
     """Boxes and model outputs as faces, labels set by the per-attribute thresholds."""
     return tuple(
@@ -237,8 +242,9 @@ def to_faces(
             box=(box.x, box.y, box.w, box.h),
             probabilities=tuple(round(float(p), 6) for p in row),
             labels=tuple(bool(p >= t) for p, t in zip(row, thresholds)),
+            confidence=None if confidence is None else round(confidence, 4),
         )
-        for box, row in zip(boxes, probabilities)
+        for box, row, confidence in zip(boxes, probabilities, confidences or [None] * len(boxes))
     )
 
 

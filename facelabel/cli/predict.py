@@ -19,7 +19,8 @@ import click
 )
 @click.pass_obj
 def predict(settings, image, model, aligned, out):
-    """Print one JSON object per face (largest first) with box, probabilities and labels.
+    """Print one JSON object per face (largest first) with box, detection confidence,
+    probabilities and labels.
 
     \b
     facelabel predict photo.jpg --out annotated.jpg
@@ -45,11 +46,13 @@ def predict(settings, image, model, aligned, out):
     faces = ()
     if found is not None:
         probabilities = get_classifier(str(artifact.directory)).predict(np.stack(found.crops))
-        faces = to_faces(found.boxes, probabilities, [artifact.thresholds[a] for a in ATTRIBUTES])
+        thresholds = [artifact.thresholds[a] for a in ATTRIBUTES]
+        faces = to_faces(found.boxes, probabilities, thresholds, found.confidences)
     rows = [
         {
             "face": index,
             "box": dict(zip(("x", "y", "w", "h"), face.box)),
+            "confidence": face.confidence,
             "probabilities": dict(zip(ATTRIBUTES, face.probabilities)),
             "labels": [a for a, on in zip(ATTRIBUTES, face.labels) if on],
         }

@@ -1,4 +1,4 @@
-"""retraining: schedules, training runs, promotions, corrections
+"""retraining: schedules, training runs, promotions, corrections; each face's detection confidence
 
 Revision ID: 0003
 Revises: 0002
@@ -14,6 +14,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("results") as batch:
+        batch.add_column(sa.Column("detection_confidence", sa.Float(), nullable=True))
     op.create_table(
         "schedules",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -79,6 +81,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("results") as batch:
+        batch.drop_column("detection_confidence")
     op.drop_table("training_runs")
     op.drop_table("promotions")
     op.drop_table("corrections")
