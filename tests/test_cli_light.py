@@ -23,7 +23,9 @@ PROBE = textwrap.dedent(
     db, broker, folder = sys.argv[1:4]
     runner = CliRunner()
     for args in (["query"], ["query", "--format", "csv"], ["stats"], ["jobs"], ["failures"],
-                 ["enqueue", folder, "--aligned"], ["job", "1"], ["--help"]):
+                 ["enqueue", folder, "--aligned"], ["job", "1"], ["--help"], ["models", "list"],
+                 ["retrain", "schedule", "0 3 * * 0"], ["retrain", "list"], ["retrain", "runs"],
+                 ["retrain", "now"], ["retrain", "remove", "1"]):
         result = runner.invoke(main, ["--db", db, *args], catch_exceptions=False)
         assert result.exit_code == 0, (args, result.output)
     heavy = sorted(m for m in ("tensorflow", "keras", "mtcnn") if m in sys.modules)
@@ -32,7 +34,7 @@ PROBE = textwrap.dedent(
 )
 
 
-def test_query_stats_jobs_failures_enqueue_do_not_import_tensorflow(
+def test_commands_that_need_no_model_do_not_import_tensorflow(
     tmp_path, sqlite_url, redis_url, monkeypatch
 ):
     images.folder_of_images(tmp_path / "photos", 3)
