@@ -1,9 +1,11 @@
-"""Training runs as the CLI and the trainer share them: at most one queued or running."""
+"""Training runs as the CLI, beat and the trainer share them: at most one queued or running."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Iterator
 
+import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,11 +15,44 @@ LOCK_KEY = "facelabel:training"  # the Redis lease held while a run trains
 ACTIVE = ("queued", "running")
 
 
+class RunBusy(Exception):
+    """Another run is queued or running; ``str()`` names it."""
+
+    def __init__(self, run: TrainingRun):
+        super().__init__(
+            f"training run {run.id} is already {run.status} (since {run.created_at:%Y-%m-%d %H:%M})"
+        )
+
+
 def start_run(session: Session, trigger: str) -> TrainingRun:
     run = TrainingRun(status="queued", trigger=trigger)
     session.add(run)
     session.flush()
     return run
+
+
+def claim_run(session: Session, trigger: str, broker_url: str) -> TrainingRun:
+    """A new queued run; RunBusy while another is queued or running. A run left "running" by
+    a trainer that died (its Redis lease expired) is marked failed and no longer counts.
+    Raises redis.RedisError when the broker cannot be asked."""
+    busy = active_run(session)
+    if (
+        busy is not None
+        and busy.status == "running"
+        and not redis.Redis.from_url(broker_url).exists(LOCK_KEY)
+    ):
+        busy.status, busy.decision = "failed", "the trainer stopped during the run"
+        busy.finished_at = dt.datetime.now(dt.timezone.utc)
+    elif busy is not None:
+        raise RunBusy(busy)
+    return start_run(session, trigger)
+
+
+def end_unsent(session: Session, run_id: int, reason: str) -> None:
+    """Close a run whose task never reached the broker, so it does not block the next one."""
+    run = session.get(TrainingRun, run_id)
+    run.status, run.decision = "failed", reason
+    run.finished_at = dt.datetime.now(dt.timezone.utc)
 
 
 def active_run(session: Session) -> TrainingRun | None:

@@ -8,6 +8,8 @@ import json
 import os
 from pathlib import Path
 
+from facelabel.artifact import FRAMINGS
+
 PACKAGE_ROOT = Path(__file__).resolve().parent
 BUNDLED_MODEL = PACKAGE_ROOT.parent / "models" / "default"
 
@@ -85,6 +87,7 @@ class Settings:
     train_dir: Path = Path("training")
     train_recipe: dict = dataclasses.field(default_factory=dict)  # trainer.train.Recipe fields
     train_size: int = 160
+    train_framing: str = "detected"  # crops of retraining records: the bundled model's
     promote_tolerance: float = 0.01
 
     @classmethod
@@ -118,6 +121,7 @@ class Settings:
             train_dir=Path(env("FACELABEL_TRAIN_DIR") or cls.train_dir),
             train_recipe=_json_object("FACELABEL_TRAIN_RECIPE"),
             train_size=_number("FACELABEL_TRAIN_SIZE", cls.train_size, int, 16, 1024),
+            train_framing=_choice("FACELABEL_TRAIN_FRAMING", cls.train_framing, FRAMINGS),
             promote_tolerance=_number("FACELABEL_PROMOTE_TOLERANCE", cls.promote_tolerance, float, -1.0, 1.0),
         )
 

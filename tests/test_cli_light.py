@@ -34,9 +34,7 @@ PROBE = textwrap.dedent(
 )
 
 
-def test_commands_that_need_no_model_do_not_import_tensorflow(
-    tmp_path, sqlite_url, redis_url, monkeypatch
-):
+def test_commands_that_need_no_model_do_not_import_tensorflow(tmp_path, sqlite_url, redis_url, monkeypatch):
     images.folder_of_images(tmp_path / "photos", 3)
     env_broker = {"FACELABEL_BROKER_URL": redis_url}
     monkeypatch.setenv("FACELABEL_BROKER_URL", redis_url)

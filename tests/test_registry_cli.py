@@ -140,11 +140,45 @@ def test_beat_scheduler_reads_new_schedules_without_a_restart(db_url, monkeypatc
         added = add_schedule(session, cron="0 3 * * 0").id
     (entry,) = beat.schedule.values()
     assert entry.task == "facelabel.retrain" and entry.options == {"queue": "train"}
-    assert entry.kwargs == {"schedule_id": added} and str(entry.schedule.hour) == "{3}"
+    assert entry.name == f"retrain-{added}" and str(entry.schedule.hour) == "{3}"
     with open_database(db_url).begin() as session:
         remove_schedule(session, added)
     assert beat.schedule == {}
     get_settings.cache_clear()
+
+
+def test_a_schedule_firing_during_a_run_is_recorded_as_skipped(db_url, redis_url, monkeypatch):
+    import json
+
+    import redis
+    from celery import Celery
+
+    from db.engine import open_database
+    from db.models import TrainingRun
+    from db.schedules import add_schedule
+    from worker import scheduler
+
+    monkeypatch.setenv("FACELABEL_DB_URL", db_url)
+    monkeypatch.setenv("FACELABEL_BROKER_URL", redis_url)
+    sessions = open_database(db_url)
+    with sessions.begin() as session:
+        added = add_schedule(session, every_seconds=60).id
+    beat = scheduler.DatabaseScheduler(app=Celery(broker=redis_url))
+    (entry,) = beat.schedule.values()
+
+    beat.apply_entry(entry)  # nothing running: a queued run, its id sent to queue "train"
+    (message,) = redis.Redis.from_url(redis_url).lrange("train", 0, -1)
+    with sessions() as session:
+        (queued,) = session.query(TrainingRun).all()
+    assert (queued.status, queued.trigger) == ("queued", f"schedule {added}")
+    assert json.loads(message)["headers"]["kwargsrepr"] == repr({"run_id": queued.id})
+
+    beat.apply_entry(entry)  # that run is still queued: nothing sent, a skipped run recorded
+    assert redis.Redis.from_url(redis_url).llen("train") == 1
+    with sessions() as session:
+        skipped = session.query(TrainingRun).filter(TrainingRun.id != queued.id).one()
+    assert skipped.status == "skipped"
+    assert skipped.decision.startswith(f"training run {queued.id} is already queued")
 
 
 @pytest.fixture(autouse=True)

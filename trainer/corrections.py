@@ -51,7 +51,9 @@ def write_correction_records(
 ) -> int:
     """Write ``out/train-00000-of-00001.tfrecord`` and its manifest; returns the faces written.
 
-    A file that is gone or whose bytes changed since it was labelled is left out.
+    ``framing`` names the records these join: a detected face's crop is the ``detected``
+    framing; a face of an ``--aligned`` job stays its whole image. A file that is gone or
+    whose bytes changed since it was labelled is left out.
     """
     import tensorflow as tf
 

@@ -29,9 +29,14 @@ $PY -m facelabel --db "sqlite:///$WORK/registry.db" train --model mobilenetv2-to
     --weights "$WORK/mobilenetv2_torch.weights.h5" --epochs 3 --lr 1e-3 \
     --fine-tune --fine-tune-epochs 4 --fine-tune-lr 1e-4 --seed 0 --name "$NAME"
 
-rm -rf models/default && mkdir -p models/default
+# the framing comparison (bench/framings.sh) the card cites: a fresh one, else the committed one
+FRAMING=${FRAMING:-build/framings/framing.json}
+[ -f "$FRAMING" ] || FRAMING=models/default/report/framing.json
+if [ -f "$FRAMING" ]; then cp "$FRAMING" "$WORK/framing.json"; fi
+rm -rf models/default && mkdir -p models/default/report
 cp "$WORK/models/$NAME/model.keras" "$WORK/models/$NAME/model.json" models/default/
 $PY -m facelabel evaluate --model "$WORK/models/$NAME" --tfrecord "$WORK/records/aligned/val" \
     --report models/default/report
 FACELABEL_DETECT_BATCH=1 FACELABEL_CELEBA_DIR="$CELEBA" FACELABEL_MODEL=models/default $PY bench/wild.py --json models/default/report/wild.json
+if [ -f "$WORK/framing.json" ]; then cp "$WORK/framing.json" models/default/report/; fi
 $PY -m trainer.model_card models/default trainer/make_default_model.sh

@@ -73,12 +73,24 @@ def _run(sessions: sessionmaker[Session], settings: Settings, run_id: int) -> tu
         convert(folder / "list_attr_celeba.txt", selection, mixed_num=10_000, seed=0)
         images = next((folder / n for n in ("images", "img_align_celeba") if (folder / n).is_dir()), folder)
         records = work / f"data{index}"
-        build_records(selection, images, records, ratios=(80, 10, 10), size=settings.train_size, stable=True)
+        build_records(
+            selection,
+            images,
+            records,
+            ratios=(80, 10, 10),
+            size=settings.train_size,
+            framing=settings.train_framing,
+            stable=True,
+        )
         sets.append(records)
     train_specs = [str(r / "train") for r in sets]
     with sessions() as session:
         corrected = write_correction_records(
-            session, work / "corrections", size=settings.train_size, framing="aligned", settings=settings
+            session,
+            work / "corrections",
+            size=settings.train_size,
+            framing=settings.train_framing,
+            settings=settings,
         )
     if corrected:
         train_specs.append(str(work / "corrections" / "train"))

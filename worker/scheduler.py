@@ -1,12 +1,15 @@
 """Celery beat's schedule from the ``schedules`` table: ``facelabel retrain schedule`` adds a
 row and beat sends the retraining task from then on, without a restart.
 
-The table is re-read every ``RELOAD_SECONDS``; each send stores ``last_run_at``, so a
-restarted beat neither repeats nor forgets a run. Cron expressions are in UTC.
+The table is re-read every ``RELOAD_SECONDS``; each firing stores ``last_run_at``, so a
+restarted beat neither repeats nor forgets a run, and creates the run row before sending
+its id, so a firing while another run is queued or running is recorded as skipped. Cron
+expressions are in UTC.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import time
@@ -18,11 +21,13 @@ from sqlalchemy import select, update
 from db.engine import open_database
 from db.models import Schedule
 from db.schedules import parse_cron
+from db.training_runs import RunBusy, claim_run, end_unsent, start_run
 from facelabel.settings import get_settings
 
 log = logging.getLogger(__name__)
 RELOAD_SECONDS = 5.0
 RETRAIN_TASK = "facelabel.retrain"
+ENTRY_PREFIX = "retrain-"  # + the schedule's id
 
 
 class DatabaseScheduler(Scheduler):
@@ -45,7 +50,7 @@ class DatabaseScheduler(Scheduler):
             self._loaded = time.monotonic()
         entries = {}
         for row in rows:
-            name = f"retrain-{row.id}"
+            name = f"{ENTRY_PREFIX}{row.id}"
             kept = self.data.get(name)
             entries[name] = ScheduleEntry(
                 name=name,
@@ -53,7 +58,6 @@ class DatabaseScheduler(Scheduler):
                 schedule=every(dt.timedelta(seconds=row.every_seconds))
                 if row.every_seconds
                 else parse_cron(row.cron),
-                kwargs={"schedule_id": row.id},
                 options={"queue": "train"},
                 last_run_at=kept.last_run_at if kept else (row.last_run_at or row.created_at),
                 app=self.app,
@@ -68,14 +72,27 @@ class DatabaseScheduler(Scheduler):
     schedule = property(get_schedule, Scheduler.set_schedule)
 
     def apply_async(self, entry, producer=None, advance=True, **kwargs):
-        result = super().apply_async(entry, producer=producer, advance=advance, **kwargs)
+        """Queue a run row, then send the task for it: while another run is queued or running,
+        the firing is recorded as a skipped run instead of a second training waiting in line."""
+        schedule_id = int(entry.name.removeprefix(ENTRY_PREFIX))
+        settings = get_settings()
+        sessions = open_database(settings.db_url)
+        with sessions.begin() as session:
+            now = dt.datetime.now(dt.timezone.utc)
+            session.execute(update(Schedule).where(Schedule.id == schedule_id).values(last_run_at=now))
+            trigger = f"schedule {schedule_id}"
+            try:
+                run_id = claim_run(session, trigger, settings.broker_url).id
+            except RunBusy as busy:
+                run = start_run(session, trigger)
+                run.status, run.decision, run.finished_at = "skipped", str(busy), now
+                log.warning("schedule %d: skipped, %s", schedule_id, busy)
+                return None
+        entry = copy.copy(entry)
+        entry.kwargs = {"run_id": run_id}
         try:
-            with open_database(get_settings().db_url).begin() as session:
-                session.execute(
-                    update(Schedule)
-                    .where(Schedule.id == entry.kwargs["schedule_id"])
-                    .values(last_run_at=dt.datetime.now(dt.timezone.utc))
-                )
+            return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
         except Exception:
-            log.exception("could not record the run of %s", entry.name)
-        return result
+            with sessions.begin() as session:
+                end_unsent(session, run_id, "could not be sent to the broker")
+            raise

@@ -35,22 +35,17 @@ def label_chunk_task(job_id: int, paths: list[str]) -> dict:
 
 
 @app.task(name="facelabel.retrain", acks_late=False)
-def retrain_task(run_id: int | None = None, schedule_id: int | None = None) -> str:
-    """One training run (from `retrain now`, or from beat with ``schedule_id``).
+def retrain_task(run_id: int) -> str:
+    """Carry out training run ``run_id`` (queued by `retrain now` or by beat).
 
     Acknowledged on receipt, not after: a training outlasts the broker's visibility timeout,
     and a redelivered copy must not start a second one. A trainer that dies mid-run leaves
-    the run "running" with its lease expired; `retrain now` then marks it failed.
+    the run "running" with its lease expired; the next request marks it failed.
     """
-    from db.training_runs import start_run
     from trainer.retrain import retrain
 
     settings = get_settings()
-    sessions = open_database(settings.db_url)
-    if run_id is None:
-        with sessions.begin() as session:
-            run_id = start_run(session, f"schedule {schedule_id}").id
-    return retrain(sessions, settings, run_id)
+    return retrain(open_database(settings.db_url), settings, run_id)
 
 
 @worker_process_init.connect

@@ -90,27 +90,28 @@ def now(settings, wait):
     Refused while another run is queued or running.
     """
     import redis
+    from kombu.exceptions import OperationalError
 
     from db.models import TrainingRun
-    from db.training_runs import ACTIVE, LOCK_KEY, active_run, start_run
+    from db.training_runs import ACTIVE, RunBusy, claim_run, end_unsent
+    from worker.celery_app import app
     from worker.tasks import retrain_task
 
     sessions = sessions_for(settings)
     try:
-        lock_held = bool(redis.Redis.from_url(settings.broker_url).exists(LOCK_KEY))
+        with sessions.begin() as session:
+            run_id = claim_run(session, "cli", settings.broker_url).id
+    except RunBusy as exc:
+        raise click.ClickException(f"{exc}; see `facelabel retrain runs`") from None
     except redis.RedisError as exc:
         raise click.ClickException(f"cannot reach the broker: {exc}") from None
-    with sessions.begin() as session:
-        busy = active_run(session)
-        if busy is not None and busy.status == "running" and not lock_held:
-            busy.status, busy.decision = "failed", "the trainer stopped during the run"
-        elif busy is not None:
-            raise click.ClickException(
-                f"training run {busy.id} is already {busy.status} (since {busy.created_at:%Y-%m-%d %H:%M}); "
-                "see `facelabel retrain runs`"
-            )
-        run_id = start_run(session, "cli").id
-    retrain_task.apply_async(kwargs={"run_id": run_id})
+    try:
+        with app.connection_for_write(settings.broker_url) as connection:  # this command's broker
+            retrain_task.apply_async(kwargs={"run_id": run_id}, connection=connection, retry=False)
+    except OperationalError as exc:
+        with sessions.begin() as session:
+            end_unsent(session, run_id, "could not be sent to the broker")
+        raise click.ClickException(f"cannot reach the broker: {exc}") from None
     click.echo(run_id)
     if not wait:
         return
