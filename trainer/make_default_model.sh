@@ -14,8 +14,9 @@ $PY -m trainer.torch_port --pth "$PTH" --out "$WORK/mobilenetv2_torch.weights.h5
 
 # aligned/ (178x218: train and val) and aligned_89x109/ (half resolution, all train), cropped
 # as a worker crops photos: MTCNN's largest face framed like CelebA's aligned crop (training
-# on these scored 0.07 macro-F1 higher on wild/ photos than training on the whole aligned
-# images; model card). The images share one size, so detection runs 16 at a time.
+# on these scored 0.05 macro-F1 higher on wild/ photos than training on the whole aligned
+# images, at equal AUC; bench/framings.sh, model card). The images share one size, so
+# detection runs 16 at a time.
 export FACELABEL_DETECT_BATCH=16
 for set in aligned aligned_89x109; do
   $PY -m facelabel data convert --annotation "$CELEBA/$set/list_attr_celeba.txt" --json "$WORK/$set.json" \
