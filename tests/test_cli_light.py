@@ -100,6 +100,14 @@ def test_bad_settings_and_urls_are_one_line_errors(tmp_path, monkeypatch):
     finally:
         get_settings.cache_clear()
     monkeypatch.delenv("FACELABEL_BATCH_SIZE")
+    monkeypatch.setenv("FACELABEL_TRAIN_FRAMING", "whole")
+    try:
+        result = runner.invoke(main, ["stats"])
+        assert result.exit_code == 1
+        assert "FACELABEL_TRAIN_FRAMING must be one of aligned, detected, got 'whole'" in result.output
+    finally:
+        get_settings.cache_clear()
+    monkeypatch.delenv("FACELABEL_TRAIN_FRAMING")
     result = runner.invoke(main, ["--db", "nonsense://", "stats"])
     assert result.exit_code == 1 and result.output.startswith("Error: ") and "Traceback" not in result.output
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuilds the bundled default model (models/default) from ../shared with the project's own
-# commands: `make model`. About 45 minutes on 2 CPU cores.
+# commands: `make model`. About 50 minutes on 2 CPU cores.
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 CELEBA=${FACELABEL_CELEBA_DIR:-../shared/celeba-sample}
