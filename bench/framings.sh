@@ -2,7 +2,8 @@
 # Which crops to train on: the whole aligned CelebA images, or the detector's crop of them
 # (what a worker makes of a photo). Same backbone, recipe and seed; each model scored on val
 # cropped its own way and on the in-the-wild photos (bench/wild.py). About 50 minutes on 2
-# CPU cores. Writes $WORK/framing.json, which the model card shows (models/default/report/).
+# CPU cores. Adds the comparison to models/default/report/framing.json, which the model card
+# shows (python -m trainer.model_card models/default).
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 CELEBA=${FACELABEL_CELEBA_DIR:-../shared/celeba-sample}
@@ -28,21 +29,7 @@ for framing in aligned detected; do
   FACELABEL_CELEBA_DIR="$CELEBA" FACELABEL_MODEL="$WORK/models-$framing/head-$framing" \
       $PY bench/wild.py --json "$WORK/wild-$framing.json"
 done
-WORK="$WORK" $PY - <<'PYTHON'
-import json, os
-work = os.environ["WORK"]
-out = {"how": "MobileNetV2 (torchvision port), frozen backbone, 3 head epochs at lr 1e-3, seed 0, on the "
-       "CelebA sample's train images cropped two ways; val = the val images cropped the same way; wild = "
-       "python bench/wild.py, face 0, each model at its own thresholds (bench/framings.sh)", "framings": {}}
-for framing in ("aligned", "detected"):
-    val = json.load(open(f"{work}/models-{framing}/head-{framing}/model.json"))["metrics"]["val"]
-    wild = json.load(open(f"{work}/wild-{framing}.json"))["face0"]
-    out["framings"][framing] = {
-        "val_faces": val["faces"], "val_macro_f1": val["macro_f1"], "val_macro_auc": val["macro_auc"],
-        "wild_faces": wild["faces"], "wild_macro_f1": wild["macro_f1"],
-        "wild_macro_f1_at_0.5": wild["macro_f1_at_0.5"], "wild_macro_auc": wild["macro_auc"],
-        "wild_f1": {a: v["at_threshold"]["f1"] for a, v in wild["attributes"].items()},
-    }
-json.dump(out, open(f"{work}/framing.json", "w"), indent=2)
-print(json.dumps(out, indent=2))
-PYTHON
+$PY bench/compare_framings.py --out models/default/report/framing.json \
+    --how "MobileNetV2 (torchvision port), frozen backbone, 3 head epochs at lr 1e-3, seed 0 (bench/framings.sh)" \
+    --aligned "$WORK/models-aligned/head-aligned" "$WORK/wild-aligned.json" \
+    --detected "$WORK/models-detected/head-detected" "$WORK/wild-detected.json"

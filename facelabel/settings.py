@@ -87,7 +87,7 @@ class Settings:
     train_dir: Path = Path("training")
     train_recipe: dict = dataclasses.field(default_factory=dict)  # trainer.train.Recipe fields
     train_size: int = 160
-    train_framing: str = "detected"  # crops of retraining records: the bundled model's
+    train_framing: str = "aligned"  # crops of retraining records: the bundled model's
     promote_tolerance: float = 0.01
 
     @classmethod

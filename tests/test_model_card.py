@@ -1,0 +1,23 @@
+"""The bundled model's card is generated from its artifact and reports, never edited by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from facelabel.settings import BUNDLED_MODEL
+from trainer.model_card import render
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bundled_card_matches_its_reports():
+    card = render(BUNDLED_MODEL, (ROOT / "trainer" / "make_default_model.sh").read_text())
+    assert card == (Path(BUNDLED_MODEL) / "MODEL.md").read_text(), (
+        "models/default/MODEL.md is stale: python -m trainer.model_card models/default "
+        "trainer/make_default_model.sh"
+    )
+    wild = json.loads((Path(BUNDLED_MODEL) / "report" / "wild.json").read_text())
+    assert f"macro-F1 {wild['face0']['macro_f1']} at the stored thresholds" in card
+    comparisons = json.loads((Path(BUNDLED_MODEL) / "report" / "framing.json").read_text())["comparisons"]
+    assert card.count("| detected |") == len(comparisons) >= 1
