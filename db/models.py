@@ -170,7 +170,7 @@ class TrainingRun(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     status: Mapped[str] = mapped_column(
         String(20), default="queued"
-    )  # queued running promoted rejected failed
+    )  # queued running promoted rejected failed skipped cancelled
     trigger: Mapped[str] = mapped_column(String(100))  # "cli" or "schedule N"
     challenger_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     champion_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))

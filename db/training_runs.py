@@ -15,7 +15,11 @@ LOCK_KEY = "facelabel:training"  # the Redis lease held while a run trains
 ACTIVE = ("queued", "running")
 
 
-class RunBusy(Exception):
+class RunError(Exception):
+    """A request about a run that cannot be honoured; ``str()`` says why."""
+
+
+class RunBusy(RunError):
     """Another run is queued or running; ``str()`` names it."""
 
     def __init__(self, run: TrainingRun):
@@ -46,6 +50,17 @@ def claim_run(session: Session, trigger: str, broker_url: str) -> TrainingRun:
     elif busy is not None:
         raise RunBusy(busy)
     return start_run(session, trigger)
+
+
+def cancel_run(session: Session, run_id: int) -> None:
+    """Cancel a queued run (its message lost, or no longer wanted); a running one cannot be."""
+    run = session.get(TrainingRun, run_id)
+    if run is None:
+        raise RunError(f"no training run {run_id}")
+    if run.status != "queued":
+        raise RunError(f"training run {run_id} is {run.status}; only a queued run can be cancelled")
+    run.status, run.decision = "cancelled", "cancelled by hand"
+    run.finished_at = dt.datetime.now(dt.timezone.utc)
 
 
 def end_unsent(session: Session, run_id: int, reason: str) -> None:

@@ -25,7 +25,7 @@ PROBE = textwrap.dedent(
     for args in (["query"], ["query", "--format", "csv"], ["stats"], ["jobs"], ["failures"],
                  ["enqueue", folder, "--aligned"], ["job", "1"], ["--help"], ["models", "list"],
                  ["retrain", "schedule", "0 3 * * 0"], ["retrain", "list"], ["retrain", "runs"],
-                 ["retrain", "now"], ["retrain", "remove", "1"]):
+                 ["retrain", "now"], ["retrain", "cancel", "1"], ["retrain", "remove", "1"]):
         result = runner.invoke(main, ["--db", db, *args], catch_exceptions=False)
         assert result.exit_code == 0, (args, result.output)
     heavy = sorted(m for m in ("tensorflow", "keras", "mtcnn") if m in sys.modules)

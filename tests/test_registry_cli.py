@@ -122,6 +122,32 @@ def test_a_second_training_request_is_refused_while_one_is_queued(db_url, redis_
         assert session.get(TrainingRun, started).status == "queued"
     assert redis.Redis.from_url(redis_url).llen("train") == 1  # the task went to queue "train"
 
+    redis.Redis.from_url(redis_url).delete("train")  # its message lost: it blocks until cancelled
+    assert f"training run {started} is already queued" in run(db_url, "retrain", "now").stderr
+    assert ok(db_url, "retrain", "cancel", started) == f"cancelled training run {started}\n"
+    result = run(db_url, "retrain", "cancel", started)
+    assert result.exit_code == 1
+    assert f"training run {started} is cancelled; only a queued run can be cancelled" in result.stderr
+    assert "no training run 999" in run(db_url, "retrain", "cancel", 999).stderr
+    assert int(ok(db_url, "retrain", "now")) > started
+
+
+def test_the_trainer_leaves_a_cancelled_run_alone(db_url):
+    from db.engine import open_database
+    from db.models import TrainingRun
+    from db.training_runs import cancel_run, start_run
+    from facelabel.settings import Settings
+    from trainer.retrain import retrain
+
+    sessions = open_database(db_url)
+    with sessions.begin() as session:
+        run_id = start_run(session, "cli").id
+        cancel_run(session, run_id)
+    nowhere = Settings(db_url=db_url, broker_url="redis://127.0.0.1:1/0")  # a lease would fail
+    assert retrain(sessions, nowhere, run_id) == "cancelled"
+    with sessions() as session:
+        assert session.get(TrainingRun, run_id).decision == "cancelled by hand"
+
 
 def test_beat_scheduler_reads_new_schedules_without_a_restart(db_url, monkeypatch):
     from celery import Celery

@@ -42,6 +42,10 @@ class RetrainError(Exception):
 
 def retrain(sessions: sessionmaker[Session], settings: Settings, run_id: int) -> str:
     """Carry out run ``run_id``; returns its final status."""
+    with sessions() as session:
+        status = session.get(TrainingRun, run_id).status
+    if status != "queued":  # cancelled (`retrain cancel`) while its message waited
+        return status
     lease = Lease.take(redis.Redis.from_url(settings.broker_url), LOCK_KEY, ttl=120)
     if lease is None:
         _finish(sessions, run_id, "skipped", decision="another training was running")

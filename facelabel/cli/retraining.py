@@ -174,6 +174,21 @@ def remove(settings, schedule_id):
 
 
 @retrain.command()
+@click.argument("run_id", type=int)
+@click.pass_obj
+def cancel(settings, run_id):
+    """Cancel queued run RUN_ID, e.g. one whose message was lost with the broker's data."""
+    from db.training_runs import RunError, cancel_run
+
+    with sessions_for(settings).begin() as session:
+        try:
+            cancel_run(session, run_id)
+        except RunError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"cancelled training run {run_id}")
+
+
+@retrain.command()
 @format_option()
 @click.pass_obj
 def runs(settings, fmt):
