@@ -7,7 +7,7 @@ FACELABEL := $(VENV)/bin/facelabel
 DEMO_DB := sqlite:///$(CURDIR)/demo.db
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test services stack bench model clean
+.PHONY: demo test services stack bench model lock clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ bench: services
 
 model: $(VENV)/.port-installed
 	bash trainer/make_default_model.sh
+
+# hashed lock files of the image variants (deploy/requirements-*.lock) from pyproject.toml
+lock: $(VENV)/.installed
+	$(PY) -m pip install -q uv
+	UV=$(VENV)/bin/uv bash deploy/lock.sh
 
 clean:
 	rm -rf $(VENV) demo.db demo.db-wal demo.db-shm .pytest_cache

@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-PG_ADMIN_URL = os.environ.get("FACELABEL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("FACELABEL_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
@@ -29,18 +28,6 @@ def aligned_folder(target: Path, count: int) -> Path:
     for index in range(count):
         reference(index).save(target / f"synthetic_{index:06d}.jpg", quality=90)
     return target
-
-
-def fresh_pg_database(name: str) -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
 
 
 def peak_rss_mib(args: list[str], env: dict | None = None) -> int:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REDIS_URL, Timer, fresh_pg_database, peak_rss_mib  # noqa: E402
+from bench.common import REDIS_URL, Timer, peak_rss_mib  # noqa: E402
+from tests.helpers import fresh_pg_database  # noqa: E402
 
 SEED_ROWS = """
 INSERT INTO model_versions

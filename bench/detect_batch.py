@@ -8,7 +8,6 @@ Usage: FACELABEL_CELEBA_DIR=../shared/celeba-sample python bench/detect_batch.py
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from facelabel.settings import Settings  # noqa: E402
+from facelabel.settings import read_settings  # noqa: E402
 
 
 def main() -> None:
@@ -27,16 +26,16 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=96, help="Images timed per batch size.")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 16, 32], help="Batch sizes.")
     args = parser.parse_args()
-    from worker.detector import warm_up
-    from worker.faces import NoFace, decode_for_faces, faces_in
+    from facelabel.vision.detector import warm_up
+    from facelabel.vision.faces import NoFace, decode_for_faces, faces_in
 
-    settings = Settings.from_env()
+    settings = read_settings()
     folder = Path(os.environ["FACELABEL_CELEBA_DIR"]) / "aligned" / "images"
     paths = sorted(folder.glob("*.jpg"))[: args.count]
     photos = [decode_for_faces(p.read_bytes(), size=160, aligned=False, settings=settings) for p in paths]
     warm_up()
     for batch in args.batches:
-        batched = dataclasses.replace(settings, detect_batch=batch)
+        batched = settings.with_(detect_batch=batch)
         faces_in(photos[:batch], size=160, aligned=False, settings=batched)  # trace this batch shape
         started = time.perf_counter()
         results = faces_in(photos, size=160, aligned=False, settings=batched)

@@ -23,12 +23,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.common import REDIS_URL, Timer, aligned_folder, fresh_pg_database  # noqa: E402
+from bench.common import REDIS_URL, Timer, aligned_folder  # noqa: E402
 from db.engine import open_database  # noqa: E402
 from db.models import Job  # noqa: E402
 from facelabel.artifact import load_artifact  # noqa: E402
-from facelabel.imaging import crop_face, decode_image, whole_image  # noqa: E402
 from facelabel.settings import BUNDLED_MODEL  # noqa: E402
+from facelabel.vision.imaging import crop_face, decode_image, whole_image  # noqa: E402
+from tests.helpers import fresh_pg_database  # noqa: E402
 
 
 def decoded_batch(folder: Path, size: int) -> np.ndarray:
@@ -120,7 +121,7 @@ def main() -> None:
     parser.add_argument("--seed-images", type=int, default=200)
     args = parser.parse_args()
 
-    from worker.classifier import Classifier
+    from facelabel.vision.classifier import Classifier
 
     artifact = load_artifact(os.environ.get("FACELABEL_MODEL") or BUNDLED_MODEL)
     with tempfile.TemporaryDirectory(prefix="facelabel-bench-") as scratch:

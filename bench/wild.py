@@ -9,7 +9,6 @@ Usage: FACELABEL_CELEBA_DIR=../shared/celeba-sample python bench/wild.py [--limi
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -25,8 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.common import peak_rss_mib  # noqa: E402
 from facelabel.artifact import ATTRIBUTES, load_artifact  # noqa: E402
-from facelabel.imaging import decode_image  # noqa: E402
-from facelabel.settings import BUNDLED_MODEL, Settings  # noqa: E402
+from facelabel.settings import BUNDLED_MODEL, read_settings  # noqa: E402
+from facelabel.vision.imaging import decode_image  # noqa: E402
 from trainer.annotations import read_attributes  # noqa: E402
 from trainer.evaluate import evaluate_predictions, summary_markdown  # noqa: E402
 
@@ -42,9 +41,9 @@ def main() -> None:
     )
     parser.add_argument("--json", help="Also write the figures here (the model card reads report/wild.json).")
     args = parser.parse_args()
-    from worker.classifier import Classifier
-    from worker.detector import warm_up
-    from worker.faces import NoFace, decode_for_faces, faces_in
+    from facelabel.vision.classifier import Classifier
+    from facelabel.vision.detector import warm_up
+    from facelabel.vision.faces import NoFace, decode_for_faces, faces_in
 
     celeba = Path(os.environ["FACELABEL_CELEBA_DIR"])
     wild = celeba / "wild"
@@ -56,9 +55,8 @@ def main() -> None:
     ]
     artifact = load_artifact(os.environ.get("FACELABEL_MODEL") or BUNDLED_MODEL)
     classifier = Classifier(artifact)
-    settings = Settings.from_env()
-    settings = dataclasses.replace(
-        settings,
+    settings = read_settings()
+    settings = settings.with_(
         detect_batch=args.detect_batch or settings.detect_batch,
         detect_max_side=args.max_side or settings.detect_max_side,
     )
@@ -103,7 +101,7 @@ def main() -> None:
         rss_big, rss_small = peak_rss_mib(["predict", str(big)]), peak_rss_mib(["predict", str(small)])
         big_seconds = {}
         for side in (settings.detect_max_side, settings.detect_max_side // 2):  # what downscaling buys
-            at_side = dataclasses.replace(settings, detect_max_side=side)
+            at_side = settings.with_(detect_max_side=side)
             started = time.perf_counter()
             faces_in([decode_for_faces(big.read_bytes(), size=size, aligned=False, settings=at_side)],
                      size=size, aligned=False, settings=at_side)  # fmt: skip

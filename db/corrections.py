@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Correction, File, Result
+from facelabel.clock import utcnow
+from facelabel.errors import FacelabelError
 
 
-class CorrectionError(Exception):
+class CorrectionError(FacelabelError):
     """The face to correct does not exist; ``str()`` says why."""
 
 
@@ -32,7 +32,7 @@ def correct_face(session: Session, path: str, face: int, values: dict[str, bool]
         found = "no faces" if faces is None else f"faces 0 to {faces}"
         raise CorrectionError(f"{path} has no face {face} ({found})")
     box = [result.box_x, result.box_y, result.box_w, result.box_h]
-    now = dt.datetime.now(dt.timezone.utc)
+    now = utcnow()
     for attribute, value in values.items():
         existing = session.scalar(
             select(Correction).where(

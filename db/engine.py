@@ -10,11 +10,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
+from facelabel.errors import FacelabelError
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SCHEMA_REVISION = "0003"  # Alembic head; a test keeps the two equal
 
 
-class DatabaseError(Exception):
+class DatabaseError(FacelabelError):
     """The database URL is unusable; ``str()`` says why."""
 
 

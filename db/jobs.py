@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session, aliased
 from db.models import ATTRIBUTES, File, Image, Job, JobItem, Result
 from db.upsert import dialect_insert as _insert
 from db.upsert import insert_ignore
+from facelabel.clock import utcnow
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return utcnow()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from facelabel.artifact import ATTRIBUTES  # noqa: F401  (re-exported for queries)
+from facelabel.clock import utcnow
 
 
 class Base(DeclarativeBase):
@@ -29,7 +30,7 @@ class Base(DeclarativeBase):
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return utcnow()
 
 
 class ModelVersion(Base):

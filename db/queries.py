@@ -69,7 +69,7 @@ def job_row(job: Job, model_name: str, done: int, failed: int, faces: int) -> di
     return {
         "id": job.id,
         "status": job.status,
-        "created": job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        "created": job.created_at,
         "images": job.images,
         "done": done,
         "failed": failed,
@@ -90,7 +90,7 @@ def get_job(session: Session, job_id: int) -> dict[str, Any] | None:
     row.update(
         pending=counts.pending,
         aligned=job.options.get("aligned"),
-        finished=job.finished_at.strftime("%Y-%m-%d %H:%M:%S") if job.finished_at else None,
+        finished=job.finished_at,
     )
     return row
 

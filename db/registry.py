@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from db.models import ModelVersion, Promotion, TrainingRun
 from facelabel.artifact import ArtifactError, load_artifact
-from facelabel.settings import BUNDLED_MODEL
+from facelabel.errors import FacelabelError
 
 
 def register_model(session: Session, path: str | os.PathLike) -> ModelVersion:
@@ -44,16 +44,16 @@ def register_model(session: Session, path: str | os.PathLike) -> ModelVersion:
     return version
 
 
-def resolve_model(session: Session, spec: str | None) -> ModelVersion:
+def resolve_model(session: Session, spec: str | None, *, fallback: str | os.PathLike) -> ModelVersion:
     """The version for ``spec``: a registered name or an artifact path.
 
-    Without a spec: the active registered version, else the bundled default model.
+    Without a spec: the active registered version, else the artifact at ``fallback``.
     """
     if spec:
         named = session.scalar(select(ModelVersion).where(ModelVersion.name == spec))
         return named if named is not None else register_model(session, spec)
     active = active_version(session)
-    return active if active is not None else register_model(session, BUNDLED_MODEL)
+    return active if active is not None else register_model(session, fallback)
 
 
 def active_version(session: Session) -> ModelVersion | None:
@@ -61,7 +61,7 @@ def active_version(session: Session) -> ModelVersion | None:
     return session.scalar(select(ModelVersion).where(ModelVersion.is_active.is_(True)))
 
 
-class RegistryError(Exception):
+class RegistryError(FacelabelError):
     """A registry request that cannot be honoured; ``str()`` says why."""
 
 
@@ -112,7 +112,7 @@ def list_versions(session: Session) -> Iterator[dict[str, Any]]:
             "id": version.id,
             "name": version.name,
             "active": int(version.is_active),
-            "created": version.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            "created": version.created_at,
             "backbone": version.backbone,
             "val_macro_f1": (version.metrics.get("val") or {}).get("macro_f1"),
             "gate_macro_f1": run.challenger_metrics.get("macro_f1")

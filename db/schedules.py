@@ -2,44 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, Iterator
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from db.models import Schedule
+from facelabel.errors import FacelabelError
 
-CRON_FIELDS = ("minute", "hour", "day of month", "month", "day of week")
 
-
-class ScheduleError(ValueError):
+class ScheduleError(FacelabelError):
     """A schedule that cannot be stored; ``str()`` is the one-line reason."""
 
 
-def parse_cron(expression: str):
-    """A Celery crontab for a five-field cron expression; ScheduleError when it is not one."""
-    from celery.schedules import ParseException, crontab
-
-    fields = expression.split()
-    if len(fields) != 5:
-        raise ScheduleError(
-            f"cron expression {expression!r} has {len(fields)} fields; expected 5 ({', '.join(CRON_FIELDS)})"
-        )
-    minute, hour, day_of_month, month, day_of_week = fields
-    try:
-        return crontab(
-            minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month, day_of_week=day_of_week
-        )
-    except (ParseException, ValueError) as exc:
-        raise ScheduleError(f"invalid cron expression {expression!r}: {exc}") from None
-
-
 def add_schedule(session: Session, *, cron: str | None = None, every_seconds: int | None = None) -> Schedule:
+    """Store a schedule: ``cron`` already checked by the scheduler (worker.scheduler.parse_cron)."""
     if (cron is None) == (every_seconds is None):
         raise ScheduleError("give either a cron expression or an interval")
     if cron is not None:
-        parse_cron(cron)
         cron = " ".join(cron.split())
     elif every_seconds < 1:
         raise ScheduleError("the interval must be at least 1 second")
@@ -58,10 +38,6 @@ def list_schedules(session: Session) -> Iterator[dict[str, Any]]:
         yield {
             "id": schedule.id,
             "when": schedule.cron or f"every {schedule.every_seconds} s",
-            "created": _text(schedule.created_at),
-            "last_run": _text(schedule.last_run_at),
+            "created": schedule.created_at,
+            "last_run": schedule.last_run_at,
         }
-
-
-def _text(moment: dt.datetime | None) -> str | None:
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else None

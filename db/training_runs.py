@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import ModelVersion, TrainingRun
+from facelabel.clock import utcnow
+from facelabel.errors import FacelabelError
 
-LOCK_KEY = "facelabel:training"  # the Redis lease held while a run trains
 ACTIVE = ("queued", "running")
 
 
-class RunError(Exception):
+class RunError(FacelabelError):
     """A request about a run that cannot be honoured; ``str()`` says why."""
 
 
@@ -35,18 +34,13 @@ def start_run(session: Session, trigger: str) -> TrainingRun:
     return run
 
 
-def claim_run(session: Session, trigger: str, broker_url: str) -> TrainingRun:
+def claim_run(session: Session, trigger: str, *, trainer_alive: Callable[[], bool]) -> TrainingRun:
     """A new queued run; RunBusy while another is queued or running. A run left "running" by
-    a trainer that died (its Redis lease expired) is marked failed and no longer counts.
-    Raises redis.RedisError when the broker cannot be asked."""
+    a trainer that died (``trainer_alive()`` says no) is marked failed and no longer counts."""
     busy = active_run(session)
-    if (
-        busy is not None
-        and busy.status == "running"
-        and not redis.Redis.from_url(broker_url).exists(LOCK_KEY)
-    ):
+    if busy is not None and busy.status == "running" and not trainer_alive():
         busy.status, busy.decision = "failed", "the trainer stopped during the run"
-        busy.finished_at = dt.datetime.now(dt.timezone.utc)
+        busy.finished_at = utcnow()
     elif busy is not None:
         raise RunBusy(busy)
     return start_run(session, trigger)
@@ -60,14 +54,14 @@ def cancel_run(session: Session, run_id: int) -> None:
     if run.status != "queued":
         raise RunError(f"training run {run_id} is {run.status}; only a queued run can be cancelled")
     run.status, run.decision = "cancelled", "cancelled by hand"
-    run.finished_at = dt.datetime.now(dt.timezone.utc)
+    run.finished_at = utcnow()
 
 
 def end_unsent(session: Session, run_id: int, reason: str) -> None:
     """Close a run whose task never reached the broker, so it does not block the next one."""
     run = session.get(TrainingRun, run_id)
     run.status, run.decision = "failed", reason
-    run.finished_at = dt.datetime.now(dt.timezone.utc)
+    run.finished_at = utcnow()
 
 
 def active_run(session: Session) -> TrainingRun | None:
@@ -81,8 +75,8 @@ def list_runs(session: Session) -> Iterator[dict[str, Any]]:
             "id": run.id,
             "status": run.status,
             "trigger": run.trigger,
-            "created": run.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            "finished": run.finished_at.strftime("%Y-%m-%d %H:%M:%S") if run.finished_at else None,
+            "created": run.created_at,
+            "finished": run.finished_at,
             "corrections": run.corrections,
             "challenger": names.get(run.challenger_id),
             "champion": names.get(run.champion_id),

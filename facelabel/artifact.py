@@ -13,13 +13,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from facelabel.errors import FacelabelError
+
 ATTRIBUTES = ("eyeglasses", "beard", "mustache", "hat")
 FORMAT = "facelabel-model/1"
 WEIGHTS_FILE = "model.keras"
 METADATA_FILE = "model.json"
 
 
-class ArtifactError(Exception):
+class ArtifactError(FacelabelError):
     """A model directory that cannot be used; ``str()`` says why."""
 
 

@@ -11,7 +11,7 @@ from typing import Any, Iterable
 from PIL import Image
 
 from facelabel.artifact import ATTRIBUTES
-from facelabel.imaging import Box, ImageError, crop_face, decode_image
+from facelabel.vision.imaging import Box, ImageError, crop_face, decode_image
 
 THUMB = 112
 PER_GROUP = 200

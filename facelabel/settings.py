@@ -1,132 +1,183 @@
-"""One settings object, read from ``FACELABEL_*`` environment variables."""
+"""One settings object, read from ``FACELABEL_*`` environment variables.
+
+Each field carries its default and meaning once; the README's configuration table and
+``deploy/.env.example`` are generated from them (``python -m facelabel.settings``).
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
-import os
+import importlib.resources
+import sys
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 from facelabel.artifact import FRAMINGS
+from facelabel.errors import FacelabelError
 
-PACKAGE_ROOT = Path(__file__).resolve().parent
-BUNDLED_MODEL = PACKAGE_ROOT.parent / "models" / "default"
+BUNDLED_MODEL = Path(str(importlib.resources.files("facelabel") / "models" / "default"))
+PREFIX = "FACELABEL_"
+
+# `:`- or `,`-separated lists, as shells write them (not JSON)
+_Paths = Annotated[tuple[Path, ...], NoDecode]
+_Names = Annotated[tuple[str, ...], NoDecode]
 
 
-class SettingsError(ValueError):
+class SettingsError(FacelabelError):
     """A ``FACELABEL_*`` variable holds a value facelabel cannot use."""
 
 
-def _number(name: str, default, kind: type, low: float, high: float | None = None):
-    """``name`` from the environment as ``kind`` within [low, high]; ``default`` when unset."""
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise SettingsError(
-            f"{name} must be {'an integer' if kind is int else 'a number'}, got {raw!r}"
-        ) from None
-    if value < low or (high is not None and value > high):
-        bounds = f"at least {low}" if high is None else f"between {low} and {high}"
-        raise SettingsError(f"{name} must be {bounds}, got {value}")
-    return value
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_ignore_empty=True, frozen=True)
 
+    db_url: str = Field(
+        "sqlite:///facelabel.db",
+        description="SQLAlchemy URL (SQLite or PostgreSQL; `postgresql://` uses psycopg 3)",
+    )
+    broker_url: str = Field("redis://localhost:6379/0", description="Celery broker")
+    model: str | None = Field(
+        None,
+        description="model directory or registered version name; unset: the active version, "
+        "else the bundled `facelabel/models/default`",
+    )
+    data_roots: _Paths = Field(
+        (),
+        description="`:`-separated folders a worker may read; enqueue refuses others "
+        "(unset: the job's own roots)",
+    )
+    batch_size: int = Field(32, ge=1, le=4096, description="faces per forward pass")
+    chunk_size: int = Field(64, ge=1, le=4096, description="image paths per Celery message")
+    decode_threads: int = Field(2, ge=1, le=64, description="decoding threads per worker process")
+    max_image_pixels: int = Field(100_000_000, ge=1, description="larger images are refused unread")
+    max_file_bytes: int = Field(200_000_000, ge=1, description="larger files are refused unread")
+    visibility_timeout: int = Field(
+        900, ge=1, description="seconds before an unacknowledged chunk is redelivered"
+    )
+    detect_max_side: int = Field(
+        1024, ge=64, description="face detection runs on a copy at most this many pixels long"
+    )
+    detect_batch: int = Field(
+        1, ge=1, le=256, description="photos per detector call (1 is fastest for MTCNN on CPUs, measured)"
+    )
+    min_face_pixels: int = Field(
+        20, ge=1, description="detected faces narrower than this (file pixels) are dropped and counted"
+    )
+    min_face_confidence: float = Field(
+        0.8, ge=0.0, le=1.0, description="less sure detections are dropped and counted (MTCNN's own cut)"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "warning", description="`debug` also shows TensorFlow's start-up lines (`facelabel --verbose`)"
+    )
+    celeba_dir: Path | None = Field(None, description="CelebA sample for tests, benchmarks and training")
+    gpu: Literal["none", "auto"] = Field(
+        "none",
+        description="`auto`: `facelabel worker` leases a free GPU of this node in Redis and sets "
+        "`CUDA_VISIBLE_DEVICES`",
+    )
+    gpu_ids: _Names = Field(
+        (), description="`,`-separated GPU indices to lease from (unset: what `nvidia-smi` lists)"
+    )
+    node: str = Field(
+        "default", description="this machine's name in GPU leases (one per host sharing a Redis)"
+    )
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="a worker's Prometheus endpoint, summed over its processes (0: off)"
+    )
+    heartbeat_file: Path | None = Field(
+        None, description="a worker touches it every 10 s (container healthcheck)"
+    )
+    train_data: _Paths = Field(
+        (), description="`:`-separated training folders (`list_attr_celeba.txt` + `images/`) for retraining"
+    )
+    train_dir: Path = Field(
+        Path("training"), description="where retraining writes records and model versions"
+    )
+    train_recipe: dict = Field(
+        {}, description="JSON of training settings (`backbone`, `weights`, `epochs`, `lr`, `fine_tune`, …)"
+    )
+    train_size: int = Field(160, ge=16, le=1024, description="crop size of retraining records")
+    train_framing: Literal[FRAMINGS] = Field(
+        "aligned",
+        description="crops of retraining records: `aligned` (whole aligned images, as the bundled model) "
+        "or `detected` (the detector's crop, as workers crop photos)",
+    )
+    promote_tolerance: float = Field(
+        0.01,
+        ge=-1.0,
+        le=1.0,
+        description="how much worse than the champion a challenger may be and still be promoted",
+    )
 
-def _int(name: str, default: int, minimum: int = 1) -> int:
-    return _number(name, default, int, minimum)
-
-
-def _fraction(name: str, default: float) -> float:
-    return _number(name, default, float, 0.0, 1.0)
-
-
-def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = os.environ.get(name) or default
-    if value not in choices:
-        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def _json_object(name: str) -> dict:
-    raw = os.environ.get(name) or "{}"
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be a JSON object: {exc}") from None
-    if not isinstance(value, dict):
-        raise SettingsError(f"{name} must be a JSON object, got {raw!r}")
-    return value
-
-
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    db_url: str = "sqlite:///facelabel.db"
-    broker_url: str = "redis://localhost:6379/0"
-    model: str | None = None
-    data_roots: tuple[Path, ...] = ()
-    batch_size: int = 32
-    chunk_size: int = 64
-    decode_threads: int = 2
-    max_image_pixels: int = 100_000_000
-    max_file_bytes: int = 200_000_000
-    visibility_timeout: int = 900
-    detect_max_side: int = 1024
-    detect_batch: int = 1
-    min_face_pixels: int = 20
-    min_face_confidence: float = 0.8
-    celeba_dir: Path | None = None
-    gpu: str = "none"  # "auto": lease a free GPU of this node (see worker/gpu_lease.py)
-    gpu_ids: tuple[str, ...] = ()
-    node: str = "default"
-    metrics_port: int = 0  # 0: no Prometheus endpoint
-    heartbeat_file: Path | None = None
-    train_data: tuple[Path, ...] = ()  # CelebA-format folders: list_attr_celeba.txt + images/
-    train_dir: Path = Path("training")
-    train_recipe: dict = dataclasses.field(default_factory=dict)  # trainer.train.Recipe fields
-    train_size: int = 160
-    train_framing: str = "aligned"  # crops of retraining records: the bundled model's
-    promote_tolerance: float = 0.01
-
+    @field_validator("data_roots", mode="before")
     @classmethod
-    def from_env(cls) -> "Settings":
-        env = os.environ.get
-        roots = tuple(Path(p).resolve() for p in env("FACELABEL_DATA_ROOTS", "").split(":") if p)
-        celeba = env("FACELABEL_CELEBA_DIR")
-        heartbeat = env("FACELABEL_HEARTBEAT_FILE")
-        return cls(
-            db_url=env("FACELABEL_DB_URL") or cls.db_url,
-            broker_url=env("FACELABEL_BROKER_URL") or cls.broker_url,
-            model=env("FACELABEL_MODEL") or None,
-            data_roots=roots,
-            batch_size=_int("FACELABEL_BATCH_SIZE", cls.batch_size),
-            chunk_size=_int("FACELABEL_CHUNK_SIZE", cls.chunk_size),
-            decode_threads=_int("FACELABEL_DECODE_THREADS", cls.decode_threads),
-            max_image_pixels=_int("FACELABEL_MAX_IMAGE_PIXELS", cls.max_image_pixels),
-            max_file_bytes=_int("FACELABEL_MAX_FILE_BYTES", cls.max_file_bytes),
-            visibility_timeout=_int("FACELABEL_VISIBILITY_TIMEOUT", cls.visibility_timeout),
-            detect_max_side=_int("FACELABEL_DETECT_MAX_SIDE", cls.detect_max_side, minimum=64),
-            detect_batch=_int("FACELABEL_DETECT_BATCH", cls.detect_batch),
-            min_face_pixels=_int("FACELABEL_MIN_FACE_PIXELS", cls.min_face_pixels),
-            min_face_confidence=_fraction("FACELABEL_MIN_FACE_CONFIDENCE", cls.min_face_confidence),
-            celeba_dir=Path(celeba) if celeba else None,
-            gpu=_choice("FACELABEL_GPU", cls.gpu, ("none", "auto")),
-            gpu_ids=tuple(i.strip() for i in env("FACELABEL_GPU_IDS", "").split(",") if i.strip()),
-            node=env("FACELABEL_NODE") or cls.node,
-            metrics_port=_number("FACELABEL_METRICS_PORT", cls.metrics_port, int, 0, 65535),
-            heartbeat_file=Path(heartbeat) if heartbeat else None,
-            train_data=tuple(Path(p) for p in env("FACELABEL_TRAIN_DATA", "").split(":") if p),
-            train_dir=Path(env("FACELABEL_TRAIN_DIR") or cls.train_dir),
-            train_recipe=_json_object("FACELABEL_TRAIN_RECIPE"),
-            train_size=_number("FACELABEL_TRAIN_SIZE", cls.train_size, int, 16, 1024),
-            train_framing=_choice("FACELABEL_TRAIN_FRAMING", cls.train_framing, FRAMINGS),
-            promote_tolerance=_number("FACELABEL_PROMOTE_TOLERANCE", cls.promote_tolerance, float, -1.0, 1.0),
-        )
+    def _resolved_roots(cls, value):
+        return tuple(Path(p).resolve() for p in _split(value, ":"))
+
+    @field_validator("train_data", mode="before")
+    @classmethod
+    def _folders(cls, value):
+        return tuple(Path(p) for p in _split(value, ":"))
+
+    @field_validator("gpu_ids", mode="before")
+    @classmethod
+    def _ids(cls, value):
+        return tuple(i.strip() for i in _split(value, ","))
+
+    def with_(self, **changes) -> "Settings":
+        """A copy with ``changes`` (validated like the environment)."""
+        return type(self).model_validate({**self.model_dump(), **changes})
+
+
+def _split(value, separator: str):
+    if isinstance(value, str):
+        return [part for part in value.split(separator) if part.strip()]
+    return value
+
+
+def read_settings() -> Settings:
+    """Settings from the environment; the first invalid variable becomes a SettingsError."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = PREFIX + str(error["loc"][0]).upper()
+        message = error["msg"][0].lower() + error["msg"][1:]
+        raise SettingsError(f"{name}: {message}, got {error['input']!r}") from None
+    except SourceError as exc:  # a value that is not even JSON where JSON is expected
+        field = str(exc).split('"')[1] if '"' in str(exc) else "a variable"
+        raise SettingsError(f"{PREFIX}{field.upper()} must be JSON: {exc.__cause__ or exc}") from None
 
 
 @functools.lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process's settings, read once from the environment."""
-    return Settings.from_env()
+    return read_settings()
+
+
+def markdown_table() -> str:
+    """The README's configuration table."""
+    rows = ["| variable | meaning | default |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        rows.append(f"| `{PREFIX}{name.upper()}` | {field.description} | {_shown(field.default)} |")
+    return "\n".join(rows) + "\n"
+
+
+def env_example() -> str:
+    """The settings part of ``deploy/.env.example``: every variable, empty, so the default applies."""
+    return "".join(
+        f"# {field.description}\n{PREFIX}{name.upper()}=\n" for name, field in Settings.model_fields.items()
+    )
+
+
+def _shown(default) -> str:
+    if default in (None, (), {}):
+        return "unset"
+    return f"`{default}`"
+
+
+if __name__ == "__main__":
+    print(env_example() if sys.argv[1:] == ["--env"] else markdown_table(), end="")

@@ -11,26 +11,22 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from tests.helpers import PG_ADMIN_URL, drop_pg_database, fresh_pg_database
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-PG_ADMIN_URL = os.environ.get("FACELABEL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("FACELABEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
 @pytest.fixture(scope="session")
 def pg_server_url() -> str:
     """A fresh PostgreSQL database for this test session, dropped at the end."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"facelabel_test_{uuid.uuid4().hex[:10]}"
     try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        url = fresh_pg_database(f"facelabel_test_{uuid.uuid4().hex[:10]}")
     except Exception as exc:
         pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is needed (make test starts it): {exc}")
-    yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield url
+    drop_pg_database(url)
 
 
 def _reset_postgres(url: str) -> None:
@@ -48,6 +44,34 @@ def pg_url(pg_server_url) -> str:
 
     open_database.cache_clear()
     return pg_server_url
+
+
+@pytest.fixture(scope="session")
+def pg_migrated_url(pg_server_url) -> str:
+    """A database of its own, migrated once per session, for tests that roll back."""
+    from db.engine import open_database
+
+    url = fresh_pg_database(f"{make_url(pg_server_url).database}_tx")
+    open_database(url)
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture
+def pg_rolled_back(pg_migrated_url):
+    """Sessions inside one transaction that is rolled back after the test: their commits
+    become savepoints, so nothing outlives the test and no migration runs again."""
+    from sqlalchemy.orm import sessionmaker
+
+    from db.engine import make_engine
+
+    engine = make_engine(pg_migrated_url)
+    connection = engine.connect()
+    outer = connection.begin()
+    yield sessionmaker(bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint")
+    outer.rollback()
+    connection.close()
+    engine.dispose()
 
 
 @pytest.fixture

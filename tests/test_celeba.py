@@ -6,19 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from facelabel.artifact import load_artifact
-from facelabel.cli import main
 from facelabel.settings import BUNDLED_MODEL
+from tests.helpers import invoke_ok as invoke
 
 pytestmark = pytest.mark.slow
 
 
-def invoke(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 @pytest.fixture(scope="module")

@@ -54,9 +54,12 @@ def image_outcome(path, digest, *faces):
     return Outcome(path=path, sha256=digest, size_bytes=100, width=10, height=10, faces=tuple(faces))
 
 
-@pytest.fixture
-def sessions(db_url):
-    return open_database(db_url)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sessions(request, tmp_path):
+    """A fresh SQLite file, or PostgreSQL inside a transaction rolled back after the test."""
+    if request.param == "sqlite":
+        return open_database(f"sqlite:///{tmp_path / 'facelabel.db'}")
+    return request.getfixturevalue("pg_rolled_back")
 
 
 def new_job(sessions, name="m1"):

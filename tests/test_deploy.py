@@ -8,10 +8,15 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from facelabel.settings import PREFIX, Settings, env_example, markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -93,22 +98,50 @@ def test_secrets_come_from_the_environment(services):
 
 def test_every_variable_is_documented_in_env_example():
     used = set(re.findall(r"\$\{([A-Z_]+)", COMPOSE.read_text()))
-    settings = set(re.findall(r'"(FACELABEL_[A-Z_]+)"', (ROOT / "facelabel" / "settings.py").read_text()))
-    settings |= {"FACELABEL_DB_URL", "FACELABEL_BROKER_URL", "FACELABEL_MODEL", "FACELABEL_DATA_ROOTS"}
+    settings = {PREFIX + name.upper() for name in Settings.model_fields}
     assert not (used | settings) - documented(), "missing from deploy/.env.example"
     assert "POSTGRES_PASSWORD=\n" in ENV_EXAMPLE.read_text()  # no secret in the repository
+    assert ENV_EXAMPLE.read_text().endswith(env_example()), "python -m facelabel.settings --env"
+
+
+def test_compose_sets_only_known_settings_and_keeps_no_default_of_its_own(services):
+    fields = {PREFIX + name.upper() for name in Settings.model_fields}
+    for service in services.values():
+        names = {n for n in service.get("environment", {}) if n.startswith(PREFIX)}
+        assert names <= fields, names - fields
+    own_defaults = re.findall(r"\$\{(FACELABEL_[A-Z_]+):-([^}]+)\}", COMPOSE.read_text())
+    assert [name for name, _ in own_defaults if name[len(PREFIX) :].lower() in Settings.model_fields] == []
+
+
+def test_readme_configuration_table_is_generated_from_the_settings():
+    assert markdown_table() in (ROOT / "README.md").read_text(), "python -m facelabel.settings"
+
+
+def _locked(variant: str) -> dict[str, tuple[str, int]]:
+    """name → (pinned version, number of hashes) in deploy/requirements-VARIANT.lock."""
+    text = (ROOT / "deploy" / f"requirements-{variant}.lock").read_text()
+    pins = {}
+    for block in re.split(r"\n(?=[A-Za-z0-9])", text):
+        pin = re.match(r"([A-Za-z0-9._-]+)(?:\[[^\]]*\])?==([^\s;\\]+)", block)
+        if pin:
+            pins[canonicalize_name(pin[1])] = (pin[2], block.count("--hash=sha256:"))
+    return pins
 
 
 @pytest.mark.parametrize("variant", ["cpu", "gpu"])
-def test_image_requirements_come_from_pyproject(variant):
-    printed = subprocess.run(
-        [sys.executable, str(ROOT / "deploy" / "requirements.py"), variant],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    assert any(r.startswith("celery") for r in printed) and any(r.startswith("flower") for r in printed)
-    assert any(r.startswith("psycopg") for r in printed)
-    assert any(r.startswith("tensorflow-cpu") for r in printed) == (variant == "cpu")
-    assert any(r.startswith("tensorflow[and-cuda]") for r in printed) == (variant == "gpu")
+def test_image_lock_satisfies_pyproject_with_hashes(variant):
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    wanted = [Requirement(r) for r in project["dependencies"] + extras["postgres"] + extras["monitor"]]
+    if variant == "gpu":  # TensorFlow with its CUDA libraries instead of the CPU-only build
+        wanted = [r for r in wanted if r.name != "tensorflow-cpu"] + [Requirement(r) for r in extras["gpu"]]
+    locked = _locked(variant)
+    image = {"platform_machine": "x86_64", "sys_platform": "linux", "python_version": "3.11"}
+    for requirement in wanted:
+        if requirement.marker and not requirement.marker.evaluate(image):
+            continue
+        name = canonicalize_name(requirement.name)
+        assert name in locked, f"{name} missing from the {variant} lock: make lock"
+        assert requirement.specifier.contains(locked[name][0]), f"{name}=={locked[name][0]} vs {requirement}"
+    assert all(hashes for _, hashes in locked.values()), "every pin carries its hashes"
+    assert ("tensorflow-cpu" in locked) == (variant == "cpu")

@@ -11,15 +11,14 @@ import re
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 from sqlalchemy import create_engine, select
 
 from db.models import Result
-from facelabel.cli import main
-from facelabel.imaging import Box, aligned_framing
 from facelabel.settings import Settings
+from facelabel.vision.imaging import Box, aligned_framing
 from tests import images
+from tests.helpers import invoke_ok as invoke
 
 pytestmark = pytest.mark.slow
 THUMBNAIL = re.compile(r"src='data:image/jpeg;base64,([^']+)'")
@@ -27,10 +26,6 @@ PLACES = images.GROUP_PLACES
 group_photo = images.group_photo
 
 
-def invoke(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def test_aligned_framing_matches_the_measured_margins():
@@ -92,7 +87,7 @@ def test_content_labelled_before_is_not_detected_again(tmp_path, sqlite_url):
 def test_batched_detection_finds_what_one_photo_at_a_time_finds(tmp_path):
     """Photos of different shapes share an MTCNN batch (padded to the largest); each photo's
     faces must be the ones it has alone, in its own file pixels."""
-    from worker.faces import NoFace, decode_for_faces, faces_in
+    from facelabel.vision.faces import NoFace, decode_for_faces, faces_in
 
     layouts = [((900, 500), PLACES), ((400, 640), ((60, 90, 1.4),)), ((1500, 1000), ((700, 300, 3.0),))]
     photos = [
@@ -156,7 +151,7 @@ def test_predict_on_a_photo_without_faces_prints_an_empty_list(tmp_path):
 
 def test_largest_wild_face_is_found(celeba_dir):
     """On 60 of CelebA's in-the-wild photos, the labelled face is almost always found."""
-    from worker.faces import NoFace, find_faces
+    from facelabel.vision.faces import NoFace, find_faces
 
     paths = sorted((celeba_dir / "wild" / "images").glob("*.jpg"))
     sample = random.Random(0).sample(paths, 60)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.processes import WorkerProcess, wait_for
+from tests.helpers import WorkerProcess, wait_for
 from worker.gpu_lease import GpuError, lease_gpu
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facelabel.imaging import Box, ImageError, crop_face, decode_image, is_image_name, whole_image
+from facelabel.vision.imaging import Box, ImageError, crop_face, decode_image, is_image_name, whole_image
 from tests import images
 
 LIMIT = 100_000_000

@@ -137,10 +137,18 @@ def test_missing_path_is_a_one_line_error(tmp_path, sqlite_url):
 
 
 def test_relabelling_reuses_stored_results(tmp_path, sqlite_url):
+    from prometheus_client import REGISTRY
+
+    def classified() -> float:  # faces through the model in this process (the worker's metric)
+        return REGISTRY.get_sample_value("facelabel_faces_total") or 0.0
+
     root = tmp_path / "again"
     images.folder_of_images(root, 5)
+    before = classified()
     assert run("--db", sqlite_url, "label", str(root), "--aligned").exit_code == 0
+    assert classified() == before + 5
     assert run("--db", sqlite_url, "label", str(root), "--aligned").exit_code == 0
+    assert classified() == before + 5, "the model ran again on images it had labelled"
     rows = json.loads(run("--db", sqlite_url, "query", "--format", "json").output)
     assert len(rows) == 5
     jobs = json.loads(run("--db", sqlite_url, "jobs", "--format", "json").output)

@@ -3,6 +3,9 @@ with the same outputs."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -48,6 +51,26 @@ def test_unfreeze_keeps_batchnorm_frozen():
     assert any(layer.trainable for layer in base.layers[-10:])
 
 
-def test_torch_layout_refuses_a_keras_download():
-    with pytest.raises(ValueError, match="trainer.torch_port"):
-        build_model("mobilenetv2-torch", input_size=64, weights="imagenet")
+@pytest.mark.parametrize(
+    "options, reason",
+    [
+        (["--model", "nope"], "Error: unknown backbone 'nope'; choose from mobilenet, mobilenetv2,"),
+        (["--model", "mobilenetv2-torch"], "Error: mobilenetv2-torch has no Keras download: port its"),
+        (["--weights", "/no/such.h5"], "Error: weights file not found: /no/such.h5"),
+    ],
+)
+def test_train_refuses_a_recipe_it_cannot_train_before_loading_tensorflow(tmp_path, options, reason):
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from facelabel.cli import main\n"
+        f"args = ['--db', 'sqlite:///{tmp_path}/x.db', 'train', '--train-tfrecord', 'r/train', "
+        f"'--val-tfrecord', 'r/val', '--model-dir', '{tmp_path}', *{options!r}]\n"
+        "result = CliRunner().invoke(main, args)\n"
+        "print(result.exit_code, result.output, end='')\n"
+        "print('tensorflow loaded' if 'tensorflow' in sys.modules else '')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    code, output = done.stdout.split(" ", 1)
+    assert code == "1" and output.startswith(reason) and output.count("\n") == 2, done.stdout
+    assert "tensorflow loaded" not in output

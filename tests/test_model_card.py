@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_bundled_card_matches_its_reports():
     card = render(BUNDLED_MODEL, (ROOT / "trainer" / "make_default_model.sh").read_text())
     assert card == (Path(BUNDLED_MODEL) / "MODEL.md").read_text(), (
-        "models/default/MODEL.md is stale: python -m trainer.model_card models/default "
+        "facelabel/models/default/MODEL.md is stale: python -m trainer.model_card facelabel/models/default "
         "trainer/make_default_model.sh"
     )
     wild = json.loads((Path(BUNDLED_MODEL) / "report" / "wild.json").read_text())

@@ -143,8 +143,11 @@ def test_the_trainer_leaves_a_cancelled_run_alone(db_url):
     with sessions.begin() as session:
         run_id = start_run(session, "cli").id
         cancel_run(session, run_id)
-    nowhere = Settings(db_url=db_url, broker_url="redis://127.0.0.1:1/0")  # a lease would fail
-    assert retrain(sessions, nowhere, run_id) == "cancelled"
+
+    def lock():
+        raise AssertionError("a cancelled run must not take the training lock")
+
+    assert retrain(sessions, Settings(db_url=db_url), run_id, lock=lock) == "cancelled"
     with sessions() as session:
         assert session.get(TrainingRun, run_id).decision == "cancelled by hand"
 

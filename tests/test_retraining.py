@@ -15,7 +15,7 @@ import pytest
 from facelabel.artifact import load_artifact
 from facelabel.settings import BUNDLED_MODEL
 from tests import images
-from tests.processes import WorkerProcess, wait_for
+from tests.helpers import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.slow
 BUNDLED = load_artifact(BUNDLED_MODEL).name

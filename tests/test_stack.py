@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, func, select
 from db.models import Result
 from deploy.stack import LocalStack
 from tests import images
-from tests.processes import wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.slow
 

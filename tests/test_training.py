@@ -16,6 +16,7 @@ from PIL import Image
 from facelabel.artifact import load_artifact
 from facelabel.cli import main
 from tests import images
+from tests.helpers import invoke_ok as invoke
 from trainer.model_card import render
 
 pytestmark = pytest.mark.slow
@@ -31,10 +32,6 @@ def optimizer_values(keras_file) -> int:
         return sum(sizes)
 
 
-def invoke(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def test_convert_records_train_evaluate_and_label(tmp_path, sqlite_url):
@@ -129,7 +126,7 @@ def test_detected_framing_records_hold_the_workers_face_crop(tmp_path):
     import tensorflow as tf
 
     from facelabel.settings import Settings
-    from worker.faces import find_faces
+    from facelabel.vision.faces import find_faces
 
     folder = tmp_path / "photos"
     folder.mkdir()

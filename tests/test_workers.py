@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from db.models import Job, JobItem, Result
 from tests import images
-from tests.processes import WorkerProcess, wait_for
+from tests.helpers import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from facelabel.artifact import ATTRIBUTES
+from facelabel.errors import FacelabelError
 
 # facelabel attribute → (CelebA column, the CelebA value that means "present")
 CELEBA_COLUMNS = {
@@ -24,7 +25,7 @@ CELEBA_COLUMNS = {
 PARTITIONS = {"0": "train", "1": "val", "2": "test"}
 
 
-class AnnotationError(ValueError):
+class AnnotationError(FacelabelError):
     """A malformed annotation or partition file; ``str()`` names the file, line and problem."""
 
 

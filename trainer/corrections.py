@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from db.models import ATTRIBUTES, Correction, Result
 from db.models import File as FileRow
 from db.models import Image as ImageRow
-from facelabel.imaging import Box, ImageError, aligned_framing, crop_face, decode_image
 from facelabel.settings import Settings
+from facelabel.vision.imaging import Box, ImageError, aligned_framing, crop_face, decode_image
 from trainer.annotations import Example
 from trainer.records import MANIFEST, serialize
 

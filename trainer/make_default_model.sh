@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuilds the bundled default model (models/default) from ../shared with the project's own
+# Rebuilds the bundled default model (facelabel/models/default) from ../shared with the project's own
 # commands: `make model`. About 50 minutes on 2 CPU cores.
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
@@ -30,11 +30,11 @@ $PY -m facelabel --db "sqlite:///$WORK/registry.db" train --model mobilenetv2-to
     --fine-tune --fine-tune-epochs 4 --fine-tune-lr 1e-4 --seed 0 --name "$NAME"
 
 # keep the framing comparisons the card cites (bench/framings.sh, bench/compare_framings.py)
-if [ -f models/default/report/framing.json ]; then cp models/default/report/framing.json "$WORK/framing.json"; fi
-rm -rf models/default && mkdir -p models/default/report
-cp "$WORK/models/$NAME/model.keras" "$WORK/models/$NAME/model.json" models/default/
+if [ -f facelabel/models/default/report/framing.json ]; then cp facelabel/models/default/report/framing.json "$WORK/framing.json"; fi
+rm -rf facelabel/models/default && mkdir -p facelabel/models/default/report
+cp "$WORK/models/$NAME/model.keras" "$WORK/models/$NAME/model.json" facelabel/models/default/
 $PY -m facelabel evaluate --model "$WORK/models/$NAME" --tfrecord "$WORK/records/aligned/val" \
-    --report models/default/report
-FACELABEL_DETECT_BATCH=1 FACELABEL_CELEBA_DIR="$CELEBA" FACELABEL_MODEL=models/default $PY bench/wild.py --json models/default/report/wild.json
-if [ -f "$WORK/framing.json" ]; then cp "$WORK/framing.json" models/default/report/; fi
-$PY -m trainer.model_card models/default trainer/make_default_model.sh
+    --report facelabel/models/default/report
+FACELABEL_DETECT_BATCH=1 FACELABEL_CELEBA_DIR="$CELEBA" FACELABEL_MODEL=facelabel/models/default $PY bench/wild.py --json facelabel/models/default/report/wild.json
+if [ -f "$WORK/framing.json" ]; then cp "$WORK/framing.json" facelabel/models/default/report/; fi
+$PY -m trainer.model_card facelabel/models/default trainer/make_default_model.sh

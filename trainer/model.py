@@ -8,6 +8,7 @@ cannot drift from training. Only the backbone asked for is instantiated.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from facelabel.artifact import ATTRIBUTES, WEIGHTS_FILE, write_metadata
 
@@ -15,15 +16,22 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
-# name → (keras.applications constructor, preprocessing, takes alpha)
+
+
+class Backbone(NamedTuple):
+    constructor: str | None  # in keras.applications; None: ported from torch (trainer/torch_port.py)
+    preprocessing: str  # see preprocessing()
+    takes_alpha: bool
+
+
 BACKBONES = {
-    "mobilenet": ("MobileNet", "tf", True),
-    "mobilenetv2": ("MobileNetV2", "tf", True),
-    "efficientnetb0": ("EfficientNetB0", "none", False),
-    "resnet50": ("ResNet50", "caffe", False),
-    "vgg16": ("VGG16", "caffe", False),
-    "inceptionv3": ("InceptionV3", "tf", False),
-    "mobilenetv2-torch": (None, "torch", False),  # torchvision's layout: trainer/torch_port.py
+    "mobilenet": Backbone("MobileNet", "tf", True),
+    "mobilenetv2": Backbone("MobileNetV2", "tf", True),
+    "efficientnetb0": Backbone("EfficientNetB0", "none", False),
+    "resnet50": Backbone("ResNet50", "caffe", False),
+    "vgg16": Backbone("VGG16", "caffe", False),
+    "inceptionv3": Backbone("InceptionV3", "tf", False),
+    "mobilenetv2-torch": Backbone(None, "torch", False),
 }
 
 
@@ -51,18 +59,11 @@ def preprocessing(kind: str, name: str = "preprocess"):
 def build_backbone(backbone: str, *, input_size: int, weights: str | Path | None, alpha: float):
     import keras
 
-    if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; choose from {', '.join(BACKBONES)}")
-    constructor, _, takes_alpha = BACKBONES[backbone]
+    constructor, _, takes_alpha = BACKBONES[backbone]  # a Recipe checked the name and weights
     shape = (input_size, input_size, 3)
     if constructor is None:
         from trainer.torch_port import build_mobilenet_v2
 
-        if weights == "imagenet":
-            raise ValueError(
-                f"{backbone} has no Keras download: port its ImageNet weights with "
-                "`python -m trainer.torch_port` and pass --weights FILE"
-            )
         base = build_mobilenet_v2(shape)
         if weights:
             base.load_weights(str(weights))
@@ -87,7 +88,7 @@ def build_model(
     base = build_backbone(backbone, input_size=input_size, weights=weights, alpha=alpha)
     base.trainable = False
     inputs = keras.Input((input_size, input_size, 3), name="pixels")
-    x = preprocessing(BACKBONES[backbone][1])(inputs)
+    x = preprocessing(BACKBONES[backbone].preprocessing)(inputs)
     x = base(x, training=False)  # BatchNorm stays in inference mode, also when fine-tuning
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout, name="dropout")(x)

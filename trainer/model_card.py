@@ -1,6 +1,6 @@
 """Write ``MODEL.md`` for a trained model from its ``model.json`` (numbers are never typed in).
 
-python -m trainer.model_card models/default
+python -m trainer.model_card facelabel/models/default
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from facelabel.artifact import load_artifact
 from trainer.evaluate import summary_markdown
 
 FRAMINGS = {
-    "aligned": "trained on the whole aligned images; `worker.faces` makes the same crop when labelling",
+    "aligned": "trained on the whole aligned images; `facelabel.vision.faces` makes the same crop "
+    "when labelling",
     "detected": "trained on MTCNN's largest face in each image, framed like CelebA's aligned crop: "
-    "`worker.faces` makes exactly this crop of every face it detects in a photo",
+    "`facelabel.vision.faces` makes exactly this crop of every face it detects in a photo",
 }
 LICENSE = (
     "Trained on images of CelebA (Liu et al., MMLab, CUHK), which is licensed for "
@@ -24,31 +25,10 @@ LICENSE = (
 
 
 def render(directory: str | Path, commands: str) -> str:
-    artifact = load_artifact(directory)
-    meta = artifact.meta
-    training = meta["training"]
-    data = training["data"]
-    recipe = training["recipe"]
-    val = next(iter(data["val"].values()))["splits"]["val"]
-    sources = ", ".join(f"`{spec}` ({m['splits']['train']['images']})" for spec, m in data["train"].items())
-    phases = training["phases"]
-    initial = Path(recipe["weights"]).name if recipe["weights"] else "none"
+    meta = load_artifact(directory).meta
     lines = [
-        f"# Model card: {meta['name']}",
-        "",
-        f"Backbone `{meta['backbone']}` (ImageNet initialisation: `{initial}`), "
-        f"input {meta['input_size']}×{meta['input_size']} RGB, framing `{meta['framing']}` "
-        f"({FRAMINGS[meta['framing']]}), preprocessing "
-        f"{meta['preprocessing']}. Outputs: sigmoid probabilities for {', '.join(meta['attributes'])}.",
-        "",
-        "## Data",
-        "",
-        f"CelebA sample, official identity-disjoint partition: {data['train_images']} training faces "
-        f"from {sources}; {val['images']} validation faces (positives per attribute: "
-        f"train {data['train_positives']}, val {val['positives']}). "
-        "Validation chose the thresholds and gives the numbers below; "
-        "there is no separate test set in the sample, so they are optimistic by the threshold choice.",
-        "",
+        *_summary_section(meta),
+        *_data_section(meta),
         "## Validation metrics",
         "",
         summary_markdown(meta["metrics"]["val"]).rstrip(),
@@ -57,26 +37,7 @@ def render(directory: str | Path, commands: str) -> str:
         "",
         *_wild_section(Path(directory) / "report" / "wild.json", meta["metrics"]["val"]),
         *_framing_section(Path(directory) / "report" / "framing.json"),
-        "## Training",
-        "",
-        f"Loss: binary cross-entropy with positives weighted by sqrt(negatives/positives), capped at "
-        f"{recipe['positive_weight_cap']}: {training['positive_weights']}. Augmentation: mirror, random zoom "
-        "0.88–1.0, brightness/contrast/saturation jitter. Batch "
-        f"{recipe['batch_size']}, Adam, seed {recipe['seed']}.",
-        "",
-        "| phase | epochs run | learning rate | time | train images/s |",
-        "|---|---|---|---|---|",
-    ]
-    rates = training.get("train_images_per_second", {})
-    for phase, info in sorted(phases.items(), key=lambda item: item[0] != "head"):
-        lr = recipe["lr"] if phase == "head" else recipe["fine_tune_lr"]
-        lines.append(
-            f"| {phase} | {info['epochs']} | {lr} | {info['seconds'] / 60:.1f} min | {rates.get(phase, '')} |"
-        )
-    lines += [
-        "",
-        f"Trained on {training['host_cpus']} CPU cores, finished {training['finished']}.",
-        "",
+        *_training_section(meta["training"]),
         "## Reproduce",
         "",
         "```",
@@ -89,6 +50,58 @@ def render(directory: str | Path, commands: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _summary_section(meta: dict) -> list[str]:
+    recipe = meta["training"]["recipe"]
+    initial = Path(recipe["weights"]).name if recipe["weights"] else "none"
+    return [
+        f"# Model card: {meta['name']}",
+        "",
+        f"Backbone `{meta['backbone']}` (ImageNet initialisation: `{initial}`), "
+        f"input {meta['input_size']}×{meta['input_size']} RGB, framing `{meta['framing']}` "
+        f"({FRAMINGS[meta['framing']]}), preprocessing "
+        f"{meta['preprocessing']}. Outputs: sigmoid probabilities for {', '.join(meta['attributes'])}.",
+        "",
+    ]
+
+
+def _data_section(meta: dict) -> list[str]:
+    data = meta["training"]["data"]
+    val = next(iter(data["val"].values()))["splits"]["val"]
+    sources = ", ".join(f"`{spec}` ({m['splits']['train']['images']})" for spec, m in data["train"].items())
+    return [
+        "## Data",
+        "",
+        f"CelebA sample, official identity-disjoint partition: {data['train_images']} training faces "
+        f"from {sources}; {val['images']} validation faces (positives per attribute: "
+        f"train {data['train_positives']}, val {val['positives']}). "
+        "Validation chose the thresholds and gives the numbers below; "
+        "there is no separate test set in the sample, so they are optimistic by the threshold choice.",
+        "",
+    ]
+
+
+def _training_section(training: dict) -> list[str]:
+    recipe = training["recipe"]
+    lines = [
+        "## Training",
+        "",
+        f"Loss: binary cross-entropy with positives weighted by sqrt(negatives/positives), capped at "
+        f"{recipe['positive_weight_cap']}: {training['positive_weights']}. Augmentation: mirror, random zoom "
+        "0.88–1.0, brightness/contrast/saturation jitter. Batch "
+        f"{recipe['batch_size']}, Adam, seed {recipe['seed']}.",
+        "",
+        "| phase | epochs run | learning rate | time | train images/s |",
+        "|---|---|---|---|---|",
+    ]
+    rates = training.get("train_images_per_second", {})
+    for phase, info in sorted(training["phases"].items(), key=lambda item: item[0] != "head"):
+        lr = recipe["lr"] if phase == "head" else recipe["fine_tune_lr"]
+        lines.append(
+            f"| {phase} | {info['epochs']} | {lr} | {info['seconds'] / 60:.1f} min | {rates.get(phase, '')} |"
+        )
+    return lines + ["", f"Trained on {training['host_cpus']} CPU cores, finished {training['finished']}.", ""]
 
 
 def _wild_section(path: Path, val: dict) -> list[str]:
@@ -111,7 +124,7 @@ def _wild_section(path: Path, val: dict) -> list[str]:
         f"thresholds (chosen on validation, which flatters it), "
         f"{val['macro_f1_at_0.5'] - wild['face0']['macro_f1_at_0.5']:.3f} at a flat 0.5.",
         "",
-        f"Measured by `python bench/wild.py --json models/default/report/wild.json`: "
+        f"Measured by `python bench/wild.py --json facelabel/models/default/report/wild.json`: "
         f"{wild['photos_per_second']} photos/s with detection ({100 * wild['detection_share']:.0f} % of the "
         "time waiting on the face detector); peak memory of `facelabel predict`: "
         + ", ".join(f"{mib} MiB on a {size} photo" for size, mib in wild["peak_rss_mib"].items())

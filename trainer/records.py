@@ -8,6 +8,7 @@ counts and positives per split.
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import io
@@ -21,14 +22,19 @@ from typing import Iterator
 from PIL import Image
 
 from facelabel.artifact import ATTRIBUTES
-from facelabel.imaging import Decoded, ImageError
-from facelabel.settings import Settings
+from facelabel.errors import FacelabelError
+from facelabel.settings import Settings, read_settings
+from facelabel.vision.faces import NoFace, decode_for_faces, faces_in
+from facelabel.vision.imaging import Decoded, ImageError
 from trainer.annotations import AnnotationError, Example, load_selection
-from worker.faces import NoFace, decode_for_faces, faces_in
 
 SPLITS = ("train", "val", "test")
 SHARD_SIZE = 1000
 MANIFEST = "manifest.json"
+
+
+class RecordsError(FacelabelError):
+    """Record shards that are missing or do not fit together; ``str()`` says why."""
 
 
 def face_pngs(
@@ -117,35 +123,38 @@ def build_records(
         "splits": {},
     }
 
-    settings = Settings.from_env()
+    settings = read_settings()
     with ThreadPoolExecutor(threads) as pool:
         for name, members in splits.items():
-            shards = max(1, math.ceil(len(members) / SHARD_SIZE)) if members else 0
-            written, problems = 0, []
-            positives = dict.fromkeys(ATTRIBUTES, 0)
-            for shard in range(shards):
-                path = out / f"{name}-{shard:05d}-of-{shards:05d}.tfrecord"
-                with tf.io.TFRecordWriter(str(path)) as writer:
-                    part = members[shard * SHARD_SIZE : (shard + 1) * SHARD_SIZE]
-                    paths = [images / e.image for e in part]
-                    pngs = face_pngs(paths, size=size, framing=framing, settings=settings, pool=pool)
-                    for example, png in zip(part, pngs):
-                        if isinstance(png, str):
-                            problems.append(png)
-                            continue
-                        writer.write(serialize(tf, example, png))
-                        written += 1
-                        for attribute, label in zip(ATTRIBUTES, example.labels):
-                            positives[attribute] += label
-            manifest["splits"][name] = {
-                "images": written,
-                "positives": positives,
-                "shards": shards,
-                "skipped": len(problems),
-                "skipped_examples": problems[:20],
-            }
+            crops = functools.partial(face_pngs, size=size, framing=framing, settings=settings, pool=pool)
+            manifest["splits"][name] = _write_split(tf, out, name, members, images, crops)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def _write_split(tf, out: Path, name: str, members: list[Example], images: Path, crops) -> dict:
+    """Shards of one split; returns its manifest entry (counts, positives, skipped images)."""
+    shards = max(1, math.ceil(len(members) / SHARD_SIZE)) if members else 0
+    written, problems = 0, []
+    positives = dict.fromkeys(ATTRIBUTES, 0)
+    for shard in range(shards):
+        part = members[shard * SHARD_SIZE : (shard + 1) * SHARD_SIZE]
+        with tf.io.TFRecordWriter(str(out / f"{name}-{shard:05d}-of-{shards:05d}.tfrecord")) as writer:
+            for example, png in zip(part, crops([images / e.image for e in part])):
+                if isinstance(png, str):
+                    problems.append(png)
+                    continue
+                writer.write(serialize(tf, example, png))
+                written += 1
+                for attribute, label in zip(ATTRIBUTES, example.labels):
+                    positives[attribute] += label
+    return {
+        "images": written,
+        "positives": positives,
+        "shards": shards,
+        "skipped": len(problems),
+        "skipped_examples": problems[:20],
+    }
 
 
 def serialize(tf, example: Example, png: bytes) -> bytes:
@@ -166,7 +175,7 @@ def record_files(spec: str | Path) -> list[str]:
     pattern = str(spec) if any(c in str(spec) for c in "*?[") else f"{spec}-*.tfrecord"
     files = sorted(glob.glob(pattern))
     if not files:
-        raise FileNotFoundError(f"no TFRecord shards match {pattern}")
+        raise RecordsError(f"no TFRecord shards match {pattern}")
     return files
 
 
@@ -175,6 +184,6 @@ def read_manifest(files: list[str]) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
-        raise FileNotFoundError(
+        raise RecordsError(
             f"{path} is missing or unreadable: build records with 'facelabel data tfrecords'"
         ) from None

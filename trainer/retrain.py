@@ -6,47 +6,55 @@
     ──▶ score challenger and champion on the same held-out (test) records
     ──▶ promote when challenger macro-F1 ≥ champion macro-F1 − FACELABEL_PROMOTE_TOLERANCE
 
-Only one run trains at a time: a Redis lease guards it, and a run that finds it taken ends
-as "skipped". Every outcome (metrics of both, the decision) is stored on the run's row.
+Only one run trains at a time: the caller passes a lock (the worker's Redis lease), and a
+run that finds it taken ends as "skipped". Every outcome (metrics of both, the decision) is
+stored on the run's row.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 from pathlib import Path
+from typing import Callable, Protocol
 
 import numpy as np
-import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import ATTRIBUTES, ModelVersion, TrainingRun
 from db.registry import activate, register_model, resolve_model
-from db.training_runs import LOCK_KEY
 from facelabel.artifact import ArtifactError, load_artifact
-from facelabel.settings import Settings
+from facelabel.clock import utcnow
+from facelabel.errors import FacelabelError
+from facelabel.settings import BUNDLED_MODEL, Settings
 from trainer.annotations import convert
 from trainer.corrections import write_correction_records
 from trainer.evaluate import evaluate_predictions
+from trainer.recipe import Recipe
 from trainer.records import build_records, record_files
-from trainer.train import Recipe, train
-from worker.lease import Lease
+from trainer.train import train
 
 log = logging.getLogger(__name__)
 
 
-class RetrainError(Exception):
+class Held(Protocol):
+    def release(self) -> None: ...
+
+
+class RetrainError(FacelabelError):
     """The run cannot start (configuration); ``str()`` says why."""
 
 
-def retrain(sessions: sessionmaker[Session], settings: Settings, run_id: int) -> str:
-    """Carry out run ``run_id``; returns its final status."""
+def retrain(
+    sessions: sessionmaker[Session], settings: Settings, run_id: int, *, lock: Callable[[], Held | None]
+) -> str:
+    """Carry out run ``run_id`` while holding ``lock()`` (None: taken elsewhere); returns its
+    final status."""
     with sessions() as session:
         status = session.get(TrainingRun, run_id).status
     if status != "queued":  # cancelled (`retrain cancel`) while its message waited
         return status
-    lease = Lease.take(redis.Redis.from_url(settings.broker_url), LOCK_KEY, ttl=120)
+    lease = lock()
     if lease is None:
         _finish(sessions, run_id, "skipped", decision="another training was running")
         return "skipped"
@@ -65,28 +73,9 @@ def retrain(sessions: sessionmaker[Session], settings: Settings, run_id: int) ->
 def _run(sessions: sessionmaker[Session], settings: Settings, run_id: int) -> tuple[str, dict]:
     if not settings.train_data:
         raise RetrainError("FACELABEL_TRAIN_DATA names no training data folders")
-    unknown = set(settings.train_recipe) - {f.name for f in dataclasses.fields(Recipe)}
-    if unknown:
-        raise RetrainError(f"FACELABEL_TRAIN_RECIPE: unknown fields {', '.join(sorted(unknown))}")
-    recipe = Recipe(**settings.train_recipe)
+    recipe = Recipe.from_fields(settings.train_recipe, "FACELABEL_TRAIN_RECIPE")
     work = settings.train_dir / f"run-{run_id}"
-    sets = []
-    for index, folder in enumerate(settings.train_data):
-        selection = work / f"data{index}.json"
-        work.mkdir(parents=True, exist_ok=True)
-        convert(folder / "list_attr_celeba.txt", selection, mixed_num=10_000, seed=0)
-        images = next((folder / n for n in ("images", "img_align_celeba") if (folder / n).is_dir()), folder)
-        records = work / f"data{index}"
-        build_records(
-            selection,
-            images,
-            records,
-            ratios=(80, 10, 10),
-            size=settings.train_size,
-            framing=settings.train_framing,
-            stable=True,
-        )
-        sets.append(records)
+    sets = _data_records(settings, work)
     train_specs = [str(r / "train") for r in sets]
     with sessions() as session:
         corrected = write_correction_records(
@@ -100,18 +89,47 @@ def _run(sessions: sessionmaker[Session], settings: Settings, run_id: int) -> tu
         train_specs.append(str(work / "corrections" / "train"))
     _update(sessions, run_id, corrections=corrected)
 
-    name = f"retrain-{run_id}-{_now():%Y%m%d-%H%M%S}"
     directory = train(
         recipe,
         train_specs=train_specs,
         val_spec=str(sets[0] / "val"),
         model_dir=settings.train_dir / "models",
-        name=name,
+        name=f"retrain-{run_id}-{_now():%Y%m%d-%H%M%S}",
     )
     held_out = [f for r in sets for f in record_files(str(r / "test"))]
+    return _gate(sessions, settings, run_id, directory, held_out)
+
+
+def _data_records(settings: Settings, work: Path) -> list[Path]:
+    """Records of every FACELABEL_TRAIN_DATA folder, split 80/10/10 by a hash of the name."""
+    work.mkdir(parents=True, exist_ok=True)
+    sets = []
+    for index, folder in enumerate(settings.train_data):
+        selection = work / f"data{index}.json"
+        convert(folder / "list_attr_celeba.txt", selection, mixed_num=10_000, seed=0)
+        images = next((folder / n for n in ("images", "img_align_celeba") if (folder / n).is_dir()), folder)
+        records = work / f"data{index}"
+        build_records(
+            selection,
+            images,
+            records,
+            ratios=(80, 10, 10),
+            size=settings.train_size,
+            framing=settings.train_framing,
+            stable=True,
+        )
+        sets.append(records)
+    return sets
+
+
+def _gate(
+    sessions: sessionmaker[Session], settings: Settings, run_id: int, directory: Path, held_out: list[str]
+) -> tuple[str, dict]:
+    """Register the challenger, score it and the champion on the same held-out records, and
+    promote it when it is no worse than the champion by more than the tolerance."""
     challenger_metrics = score(directory, held_out, settings.train_size)
     with sessions.begin() as session:
-        champion = resolve_model(session, None)
+        champion = resolve_model(session, None, fallback=BUNDLED_MODEL)
         challenger = register_model(session, directory)
         champion_path, champion_name, champion_id = champion.path, champion.name, champion.id
         _update_in(session, run_id, challenger_id=challenger.id, champion_id=champion_id)
@@ -144,8 +162,8 @@ def score(model_dir: str | Path, files: list[str], size: int) -> dict:
     px, resized to the model's input when it differs."""
     import tensorflow as tf
 
+    from facelabel.vision.classifier import Classifier
     from trainer.dataset import load
-    from worker.classifier import Classifier
 
     artifact = load_artifact(model_dir)
     classifier = Classifier(artifact)
@@ -164,7 +182,7 @@ def score(model_dir: str | Path, files: list[str], size: int) -> dict:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return utcnow()
 
 
 def _update(sessions: sessionmaker[Session], run_id: int, **fields) -> None:

@@ -8,7 +8,7 @@ command again after an interruption and it continues where it stopped.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -18,27 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from facelabel.artifact import ATTRIBUTES
+from facelabel.clock import utcnow
 from trainer import dataset
 from trainer.evaluate import best_thresholds, evaluate_predictions
 from trainer.model import BACKBONES, build_model, save_artifact, unfreeze
-from trainer.records import read_manifest, record_files
-
-
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    backbone: str = "mobilenet"
-    weights: str | None = "imagenet"
-    alpha: float = 0.25
-    epochs: int = 40
-    lr: float = 1e-4
-    fine_tune: bool = False
-    fine_tune_epochs: int = 10
-    fine_tune_lr: float = 1e-5
-    unfreeze_fraction: float = 1.0
-    batch_size: int = 32
-    patience: int = 5
-    positive_weight_cap: float = 10.0
-    seed: int = 0
+from trainer.recipe import Recipe
+from trainer.records import RecordsError, read_manifest, record_files
 
 
 def positive_weights(labels: np.ndarray, cap: float) -> np.ndarray:
@@ -128,76 +113,93 @@ def train(
     import keras
 
     keras.utils.set_random_seed(recipe.seed)
-    sources = [(spec, record_files(spec)) for spec in train_specs]
-    val_files = record_files(val_spec)
-    manifests = {spec: read_manifest(files) for spec, files in sources}
-    val_manifest = read_manifest(val_files)
-    size, framing = val_manifest["size"], val_manifest["framing"]
-    for spec, manifest in manifests.items():
-        if (manifest["size"], manifest["framing"]) != (size, framing):
-            raise ValueError(
-                f"{spec} holds {manifest['size']}px {manifest['framing']} crops; val holds {size}px {framing}"
-            )
-    train_files = [f for _, files in sources for f in files]
-    train_images = sum(m["splits"]["train"]["images"] for m in manifests.values())
-    name = name or f"{recipe.backbone}-{size}-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"
+    data = _TrainingData.read(train_specs, val_spec)
+    name = name or f"{recipe.backbone}-{data.size}-{utcnow():%Y%m%d-%H%M%S}"
     directory = Path(model_dir) / name
     work = directory / "training"
     work.mkdir(parents=True, exist_ok=True)
 
-    train_labels = dataset.labels_of(train_files, size).numpy()
+    train_labels = dataset.labels_of(data.train_files, data.size).numpy()
     weights = positive_weights(train_labels, recipe.positive_weight_cap)
-    train_data = dataset.load(
-        train_files, size=size, batch_size=recipe.batch_size, training=True, seed=recipe.seed
-    )
-    val_data = dataset.load(val_files, size=size, batch_size=64, training=False)
-    model = build_model(recipe.backbone, input_size=size, weights=recipe.weights, alpha=recipe.alpha)
-    loss = weighted_bce(weights)
+    model = build_model(recipe.backbone, input_size=data.size, weights=recipe.weights, alpha=recipe.alpha)
+    phases = _fit_phases(model, recipe, data, weighted_bce(weights), work)
 
-    phases = {}
-    phases["head"] = _fit(
-        model,
-        train_data,
-        val_data,
-        epochs=recipe.epochs,
-        lr=recipe.lr,
-        loss=loss,
-        patience=recipe.patience,
-        directory=work,
-        phase="head",
-    )
-    if recipe.fine_tune:
-        trainable = unfreeze(model, fraction=recipe.unfreeze_fraction)
-        phases["fine_tune"] = _fit(
-            model,
-            train_data,
-            val_data,
-            epochs=recipe.fine_tune_epochs,
-            lr=recipe.fine_tune_lr,
-            loss=loss,
-            patience=recipe.patience,
-            directory=work,
-            phase="fine_tune",
-        )
-        phases["fine_tune"]["trainable_backbone_layers"] = trainable
-
-    val_probabilities, val_labels = predict(model, val_files, size)
+    val_probabilities, val_labels = predict(model, data.val_files, data.size)
     thresholds = best_thresholds(val_probabilities, val_labels)
     metrics = evaluate_predictions(val_probabilities, val_labels, thresholds)
-    images_per_second = {
-        phase: round(train_images * info["epochs"] / info["seconds"], 1)
-        for phase, info in phases.items()
-        if info["seconds"]
-    }
     (work / HISTORY).write_text(json.dumps({p: i["history"] for p, i in phases.items()}, default=float))
-    meta = {
+    meta = _metadata(name, recipe, data, thresholds, metrics, phases, weights, train_labels)
+    save_artifact(model, directory, meta)
+    return directory
+
+
+@dataclasses.dataclass(frozen=True)
+class _TrainingData:
+    """The record shards of one training: every set of the same crop size and framing."""
+
+    train_files: list[str]
+    val_files: list[str]
+    manifests: dict[str, dict]  # train spec → its manifest
+    val_manifest: dict
+    val_spec: str
+
+    @classmethod
+    def read(cls, train_specs: list[str], val_spec: str) -> "_TrainingData":
+        sources = [(spec, record_files(spec)) for spec in train_specs]
+        val_files = record_files(val_spec)
+        manifests = {spec: read_manifest(files) for spec, files in sources}
+        val_manifest = read_manifest(val_files)
+        size, framing = val_manifest["size"], val_manifest["framing"]
+        for spec, manifest in manifests.items():
+            if (manifest["size"], manifest["framing"]) != (size, framing):
+                raise RecordsError(
+                    f"{spec} holds {manifest['size']}px {manifest['framing']} crops; "
+                    f"val holds {size}px {framing}"
+                )
+        train_files = [f for _, files in sources for f in files]
+        return cls(train_files, val_files, manifests, val_manifest, val_spec)
+
+    @property
+    def size(self) -> int:
+        return self.val_manifest["size"]
+
+    @property
+    def framing(self) -> str:
+        return self.val_manifest["framing"]
+
+    @property
+    def train_images(self) -> int:
+        return sum(m["splits"]["train"]["images"] for m in self.manifests.values())
+
+
+def _fit_phases(model, recipe: Recipe, data: _TrainingData, loss, work: Path) -> dict[str, dict]:
+    """The head on the frozen backbone, then (``recipe.fine_tune``) the unfrozen backbone."""
+    train_data = dataset.load(
+        data.train_files, size=data.size, batch_size=recipe.batch_size, training=True, seed=recipe.seed
+    )
+    val_data = dataset.load(data.val_files, size=data.size, batch_size=64, training=False)
+    fit = functools.partial(
+        _fit, model, train_data, val_data, loss=loss, patience=recipe.patience, directory=work
+    )
+    phases = {"head": fit(epochs=recipe.epochs, lr=recipe.lr, phase="head")}
+    if recipe.fine_tune:
+        trainable = unfreeze(model, fraction=recipe.unfreeze_fraction)
+        phases["fine_tune"] = fit(epochs=recipe.fine_tune_epochs, lr=recipe.fine_tune_lr, phase="fine_tune")
+        phases["fine_tune"]["trainable_backbone_layers"] = trainable
+    return phases
+
+
+def _metadata(name, recipe, data: _TrainingData, thresholds, metrics, phases, weights, train_labels) -> dict:
+    """The model card's raw material, stored in ``model.json`` beside the weights."""
+    backbone = BACKBONES[recipe.backbone]
+    return {
         "name": name,
         "backbone": recipe.backbone,
-        "alpha": recipe.alpha if BACKBONES[recipe.backbone][2] else None,
-        "input_size": size,
-        "framing": framing,
+        "alpha": recipe.alpha if backbone.takes_alpha else None,
+        "input_size": data.size,
+        "framing": data.framing,
         "attributes": list(ATTRIBUTES),
-        "preprocessing": f"inside the model: {BACKBONES[recipe.backbone][1]} (raw RGB 0-255 in)",
+        "preprocessing": f"inside the model: {backbone.preprocessing} (raw RGB 0-255 in)",
         "thresholds": {a: round(float(t), 4) for a, t in zip(ATTRIBUTES, thresholds)},
         "thresholds_from": "validation split, per attribute, maximising F1",
         "metrics": {"val": metrics},
@@ -205,19 +207,21 @@ def train(
             "recipe": dataclasses.asdict(recipe),
             "positive_weights": {a: round(float(w), 3) for a, w in zip(ATTRIBUTES, weights)},
             "phases": {p: {k: v for k, v in i.items() if k != "history"} for p, i in phases.items()},
-            "train_images_per_second": images_per_second,
+            "train_images_per_second": {
+                phase: round(data.train_images * info["epochs"] / info["seconds"], 1)
+                for phase, info in phases.items()
+                if info["seconds"]
+            },
             "data": {
-                "train": manifests,
-                "val": {val_spec: val_manifest},
-                "train_images": train_images,
+                "train": data.manifests,
+                "val": {data.val_spec: data.val_manifest},
+                "train_images": data.train_images,
                 "train_positives": {a: int(v) for a, v in zip(ATTRIBUTES, train_labels.sum(axis=0))},
                 "manifests_sha256": hashlib.sha256(
-                    json.dumps([manifests, val_manifest], sort_keys=True).encode()
+                    json.dumps([data.manifests, data.val_manifest], sort_keys=True).encode()
                 ).hexdigest(),
             },
-            "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "finished": utcnow().isoformat(timespec="seconds"),
             "host_cpus": os.cpu_count(),
         },
     }
-    save_artifact(model, directory, meta)
-    return directory

@@ -14,12 +14,13 @@ import subprocess
 
 import redis
 
+from facelabel.errors import FacelabelError
 from worker.lease import Lease
 
 KEY = "facelabel:gpu:{node}:{index}"
 
 
-class GpuError(Exception):
+class GpuError(FacelabelError):
     """No GPU could be leased; ``str()`` says why."""
 
 

@@ -17,16 +17,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.jobs import Face, Outcome, known_images, record_chunk
 from db.models import ATTRIBUTES, Job, ModelVersion
 from db.registry import active_version
-from facelabel.imaging import Box, Decoded, ImageError
+from facelabel.confined import ReadError, read_confined
+from facelabel.errors import FacelabelError
 from facelabel.settings import Settings
+from facelabel.vision.faces import FoundFaces, NoFace, decode_for_faces, faces_in
+from facelabel.vision.imaging import Box, Decoded, ImageError
 from worker import metrics
-from worker.faces import FoundFaces, NoFace, decode_for_faces, faces_in
-from worker.reading import ReadError, read_confined
 
 log = logging.getLogger(__name__)
 
 
-class UnknownJob(Exception):
+class UnknownJob(FacelabelError):
     """The chunk names a job this database does not have."""
 
 
@@ -189,7 +190,7 @@ def _classify(
     Content this model version has labelled before (or earlier in this chunk) is not run
     again: its item keeps ``faces=None`` and the stored results stand.
     """
-    from worker.classifier import get_classifier
+    from facelabel.vision.classifier import get_classifier
 
     classifier = get_classifier(version.path)
     thresholds = [version.thresholds[a] for a in ATTRIBUTES]

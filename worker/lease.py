@@ -12,6 +12,8 @@ import redis
 
 # Renew or release only while the key still names this owner (it may have expired and been
 # taken by another process meanwhile).
+TRAINING_LOCK = "facelabel:training"  # held by the trainer while a run trains
+
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('expire', KEYS[1], ARGV[2]) end
 return 0
@@ -46,3 +48,8 @@ class Lease:
     def release(self) -> None:
         self._stopped.set()
         self._release(keys=[self.key], args=[self.owner])
+
+
+def training_lock_held(broker_url: str) -> bool:
+    """Whether a trainer holds the training lease (raises redis.RedisError when unreachable)."""
+    return bool(redis.Redis.from_url(broker_url).exists(TRAINING_LOCK))

@@ -15,19 +15,39 @@ import logging
 import time
 
 from celery.beat import ScheduleEntry, Scheduler
+from celery.schedules import ParseException, crontab
 from celery.schedules import schedule as every
 from sqlalchemy import select, update
 
 from db.engine import open_database
 from db.models import Schedule
-from db.schedules import parse_cron
+from db.schedules import ScheduleError
 from db.training_runs import RunBusy, claim_run, end_unsent, start_run
+from facelabel.clock import utcnow
 from facelabel.settings import get_settings
+from worker.lease import training_lock_held
 
 log = logging.getLogger(__name__)
 RELOAD_SECONDS = 5.0
 RETRAIN_TASK = "facelabel.retrain"
 ENTRY_PREFIX = "retrain-"  # + the schedule's id
+CRON_FIELDS = ("minute", "hour", "day of month", "month", "day of week")
+
+
+def parse_cron(expression: str) -> crontab:
+    """A Celery crontab for a five-field cron expression; ScheduleError when it is not one."""
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ScheduleError(
+            f"cron expression {expression!r} has {len(fields)} fields; expected 5 ({', '.join(CRON_FIELDS)})"
+        )
+    minute, hour, day_of_month, month, day_of_week = fields
+    try:
+        return crontab(
+            minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month, day_of_week=day_of_week
+        )
+    except (ParseException, ValueError) as exc:
+        raise ScheduleError(f"invalid cron expression {expression!r}: {exc}") from None
 
 
 class DatabaseScheduler(Scheduler):
@@ -78,11 +98,13 @@ class DatabaseScheduler(Scheduler):
         settings = get_settings()
         sessions = open_database(settings.db_url)
         with sessions.begin() as session:
-            now = dt.datetime.now(dt.timezone.utc)
+            now = utcnow()
             session.execute(update(Schedule).where(Schedule.id == schedule_id).values(last_run_at=now))
             trigger = f"schedule {schedule_id}"
             try:
-                run_id = claim_run(session, trigger, settings.broker_url).id
+                run_id = claim_run(
+                    session, trigger, trainer_alive=lambda: training_lock_held(settings.broker_url)
+                ).id
             except RunBusy as busy:
                 run = start_run(session, trigger)
                 run.status, run.decision, run.finished_at = "skipped", str(busy), now

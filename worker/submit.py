@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.jobs import create_job, mark_scanned
 from db.registry import resolve_model
-from facelabel.imaging import is_image_name
-from facelabel.settings import Settings
-from worker.reading import job_roots
+from facelabel.confined import job_roots
+from facelabel.settings import BUNDLED_MODEL, Settings
+from facelabel.vision.imaging import is_image_name
 
 
 @dataclasses.dataclass
@@ -83,7 +83,7 @@ def submit_job(
     absolute = outermost([os.path.abspath(os.path.expanduser(p)) for p in paths])
     roots = job_roots(absolute, settings.data_roots)
     with sessions.begin() as session:
-        version = resolve_model(session, model or settings.model)
+        version = resolve_model(session, model or settings.model, fallback=BUNDLED_MODEL)
         job = create_job(
             session,
             roots=roots,

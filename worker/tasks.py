@@ -9,7 +9,7 @@ from celery.signals import worker_process_init
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from db.engine import open_database
-from facelabel.settings import get_settings
+from facelabel.settings import BUNDLED_MODEL, get_settings
 from worker.celery_app import LABEL_QUEUE, app
 from worker.labeling import UnknownJob, label_chunk
 
@@ -42,10 +42,19 @@ def retrain_task(run_id: int) -> str:
     and a redelivered copy must not start a second one. A trainer that dies mid-run leaves
     the run "running" with its lease expired; the next request marks it failed.
     """
+    import redis
+
     from trainer.retrain import retrain
+    from worker.lease import TRAINING_LOCK, Lease
 
     settings = get_settings()
-    return retrain(open_database(settings.db_url), settings, run_id)
+    client = redis.Redis.from_url(settings.broker_url)
+    return retrain(
+        open_database(settings.db_url),
+        settings,
+        run_id,
+        lock=lambda: Lease.take(client, TRAINING_LOCK, ttl=120),
+    )
 
 
 @worker_process_init.connect
@@ -53,8 +62,8 @@ def load_default_model(**_kwargs) -> None:
     """Load TensorFlow, the default model and the face detector in each child after fork,
     not in the parent (TensorFlow initialised before fork hangs the children)."""
     from db.registry import resolve_model
-    from worker.classifier import get_classifier
-    from worker.detector import warm_up
+    from facelabel.vision.classifier import get_classifier
+    from facelabel.vision.detector import warm_up
 
     if LABEL_QUEUE not in app.amqp.queues.consume_from:  # a trainer: nothing to preload
         return
@@ -62,7 +71,7 @@ def load_default_model(**_kwargs) -> None:
     try:
         sessions = open_database(settings.db_url)
         with sessions.begin() as session:
-            path = resolve_model(session, settings.model).path
+            path = resolve_model(session, settings.model, fallback=BUNDLED_MODEL).path
         get_classifier(path)
         warm_up()
     except Exception:  # the first chunk loads what it needs and reports properly

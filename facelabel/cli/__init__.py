@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-import dataclasses
+import logging
+import os
 
 import click
 
 from facelabel import __version__
-from facelabel.settings import SettingsError, get_settings
+from facelabel.errors import FacelabelError
+from facelabel.settings import get_settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class FacelabelGroup(click.Group):
+    """Turns every expected error (FacelabelError) into ``Error: …`` and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except FacelabelError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=FacelabelGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="facelabel")
 @click.option(
     "--db",
@@ -18,8 +30,9 @@ from facelabel.settings import SettingsError, get_settings
     metavar="URL",
     help="SQLAlchemy database URL. Default: FACELABEL_DB_URL, else sqlite:///facelabel.db.",
 )
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging, TensorFlow's start-up lines included.")
 @click.pass_context
-def main(ctx: click.Context, db_url: str | None) -> None:
+def main(ctx: click.Context, db_url: str | None, verbose: bool) -> None:
     """Label faces in image folders: eyeglasses, beard, mustache, hat.
 
     \b
@@ -27,11 +40,12 @@ def main(ctx: click.Context, db_url: str | None) -> None:
     facelabel enqueue ~/photos --wait           # via Redis and Celery workers
     facelabel query --has eyeglasses --format csv
     """
-    try:
-        settings = get_settings()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
-    ctx.obj = dataclasses.replace(settings, db_url=db_url) if db_url else settings
+    if verbose:
+        os.environ["FACELABEL_LOG_LEVEL"] = "debug"  # also for the processes this one starts
+        get_settings.cache_clear()
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = settings.with_(db_url=db_url) if db_url else settings
 
 
 from facelabel.cli import labeling, predict, results, retraining, training  # noqa: E402

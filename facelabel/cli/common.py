@@ -5,16 +5,13 @@ from __future__ import annotations
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.engine import DatabaseError, open_database
+from db.engine import open_database
 from facelabel.settings import Settings
 
 
 def sessions_for(settings: Settings) -> sessionmaker[Session]:
-    """The database named by the settings, schema upgraded; a one-line error otherwise."""
-    try:
-        return open_database(settings.db_url)
-    except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from None
+    """The database named by the settings, schema upgraded (DatabaseError otherwise)."""
+    return open_database(settings.db_url)
 
 
 def job_option(help_text: str = "Only this job."):

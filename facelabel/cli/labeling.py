@@ -8,7 +8,6 @@ import time
 
 import click
 
-from facelabel.artifact import ArtifactError
 from facelabel.cli.common import sessions_for
 
 PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True), metavar="PATH...")
@@ -44,23 +43,19 @@ def _progress():
 
 
 def _submit(settings, paths, aligned, batch_size, model, send, on_job=lambda job_id: None):
-    from worker.reading import ReadError
     from worker.submit import submit_job
 
     sessions = sessions_for(settings)
-    try:
-        return sessions, *submit_job(
-            sessions,
-            paths,
-            settings=settings,
-            aligned=aligned,
-            batch_size=batch_size,
-            model=model,
-            send=send,
-            on_job=on_job,
-        )
-    except (ArtifactError, ReadError) as exc:
-        raise click.ClickException(str(exc)) from None
+    return sessions, *submit_job(
+        sessions,
+        paths,
+        settings=settings,
+        aligned=aligned,
+        batch_size=batch_size,
+        model=model,
+        send=send,
+        on_job=on_job,
+    )
 
 
 @click.command()
@@ -93,7 +88,7 @@ def label(settings, paths, aligned, model, batch_size):
         def start(job_id: int) -> None:
             _load_model(sessions_for(settings), job_id)
             if not aligned:
-                from worker.detector import warm_up
+                from facelabel.vision.detector import warm_up
 
                 warm_up()
             progress.update(task, description=f"job {job_id}")
@@ -121,14 +116,11 @@ def label(settings, paths, aligned, model, batch_size):
 
 def _load_model(sessions, job_id: int) -> None:
     from db.models import Job, ModelVersion
-    from worker.classifier import get_classifier
+    from facelabel.vision.classifier import get_classifier
 
     with sessions() as session:
         version = session.get(ModelVersion, session.get(Job, job_id).model_version_id)
-    try:
-        get_classifier(version.path)
-    except (ArtifactError, OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot load model {version.name}: {exc}") from None
+    get_classifier(version.path)
 
 
 @click.command()

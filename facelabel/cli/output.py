@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import itertools
 import json
 import sys
 from typing import Any, Iterable, Sequence
 
 import click
+
+from facelabel.clock import iso
 
 FORMATS = ("table", "csv", "json", "jsonl")
 
@@ -32,16 +35,16 @@ def emit_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str) 
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
         for count, row in enumerate(rows, 1):
-            writer.writerow([row[c] for c in columns])
+            writer.writerow([_plain(row[c]) for c in columns])
     elif fmt == "jsonl":
         for count, row in enumerate(rows, 1):
-            out.write(json.dumps({c: row[c] for c in columns}, ensure_ascii=False) + "\n")
+            out.write(json.dumps({c: _plain(row[c]) for c in columns}, ensure_ascii=False) + "\n")
     elif fmt == "json":
         out.write("[")
         for count, row in enumerate(rows, 1):
             out.write(
                 ("\n " if count == 1 else ",\n ")
-                + json.dumps({c: row[c] for c in columns}, ensure_ascii=False)
+                + json.dumps({c: _plain(row[c]) for c in columns}, ensure_ascii=False)
             )
         out.write("\n]\n" if count else "]\n")
     else:
@@ -63,7 +66,12 @@ def _emit_table(out, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> 
 
 
 def _cell(value: Any) -> str:
-    return "" if value is None else str(value)
+    return "" if value is None else str(_plain(value))
+
+
+def _plain(value: Any) -> Any:
+    """Datetimes as ISO 8601 UTC text; everything else as it is."""
+    return iso(value) if isinstance(value, dt.datetime) else value
 
 
 def emit_mapping(mapping: dict[str, Any], fmt: str) -> None:

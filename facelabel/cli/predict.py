@@ -27,20 +27,17 @@ def predict(settings, image, model, aligned, out):
     """
     import numpy as np
 
-    from facelabel.artifact import ATTRIBUTES, ArtifactError, load_artifact
-    from facelabel.imaging import ImageError
+    from facelabel.artifact import ATTRIBUTES, load_artifact
     from facelabel.settings import BUNDLED_MODEL
-    from worker.classifier import get_classifier
-    from worker.faces import NoFace, find_faces
+    from facelabel.vision.classifier import get_classifier
+    from facelabel.vision.faces import NoFace, find_faces
     from worker.labeling import to_faces
 
+    artifact = load_artifact(model or settings.model or BUNDLED_MODEL)
     try:
-        artifact = load_artifact(model or settings.model or BUNDLED_MODEL)
         found = find_faces(
             Path(image).read_bytes(), size=artifact.input_size, aligned=aligned, settings=settings
         )
-    except (ArtifactError, ImageError) as exc:
-        raise click.ClickException(str(exc)) from None
     except NoFace:
         found = None
     faces = ()
@@ -60,7 +57,7 @@ def predict(settings, image, model, aligned, out):
     ]
     click.echo(json.dumps(rows, indent=2))
     if out:
-        from facelabel.annotate import annotate
+        from facelabel.vision.annotate import annotate
 
         annotate(Path(image), faces, Path(out), max_pixels=settings.max_image_pixels)
 

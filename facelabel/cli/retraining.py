@@ -50,14 +50,10 @@ def list_models(settings, fmt):
 @click.pass_obj
 def promote(settings, version):
     """Make VERSION the active model: workers use it from their next chunk."""
-    from db.registry import RegistryError
     from db.registry import promote as run
 
     with sessions_for(settings).begin() as session:
-        try:
-            promoted = run(session, version)
-        except RegistryError as exc:
-            raise click.ClickException(str(exc)) from None
+        promoted = run(session, version)
         click.echo(f"active model: {promoted.name}")
 
 
@@ -65,14 +61,10 @@ def promote(settings, version):
 @click.pass_obj
 def rollback(settings):
     """Re-activate the version that was active before the current one."""
-    from db.registry import RegistryError
     from db.registry import rollback as run
 
     with sessions_for(settings).begin() as session:
-        try:
-            restored = run(session)
-        except RegistryError as exc:
-            raise click.ClickException(str(exc)) from None
+        restored = run(session)
         click.echo(f"active model: {restored.name}")
 
 
@@ -95,12 +87,15 @@ def now(settings, wait):
     from db.models import TrainingRun
     from db.training_runs import ACTIVE, RunBusy, claim_run, end_unsent
     from worker.celery_app import app
+    from worker.lease import training_lock_held
     from worker.tasks import retrain_task
 
     sessions = sessions_for(settings)
     try:
         with sessions.begin() as session:
-            run_id = claim_run(session, "cli", settings.broker_url).id
+            run_id = claim_run(
+                session, "cli", trainer_alive=lambda: training_lock_held(settings.broker_url)
+            ).id
     except RunBusy as exc:
         raise click.ClickException(f"{exc}; see `facelabel retrain runs`") from None
     except redis.RedisError as exc:
@@ -137,16 +132,15 @@ def schedule(settings, cron, every_seconds):
 
     Beat picks it up within seconds, without a restart.
     """
-    from db.schedules import ScheduleError, add_schedule
+    from db.schedules import add_schedule
+    from worker.scheduler import parse_cron
 
     if (cron is None) == (every_seconds is None):
         raise click.UsageError('give a CRON expression ("0 3 * * 0") or --every SECONDS')
+    if cron is not None:
+        parse_cron(cron)
     with sessions_for(settings).begin() as session:
-        try:
-            added = add_schedule(session, cron=cron, every_seconds=every_seconds)
-        except ScheduleError as exc:
-            raise click.ClickException(str(exc)) from None
-        click.echo(added.id)
+        click.echo(add_schedule(session, cron=cron, every_seconds=every_seconds).id)
 
 
 @retrain.command("list")
@@ -178,13 +172,10 @@ def remove(settings, schedule_id):
 @click.pass_obj
 def cancel(settings, run_id):
     """Cancel queued run RUN_ID, e.g. one whose message was lost with the broker's data."""
-    from db.training_runs import RunError, cancel_run
+    from db.training_runs import cancel_run
 
     with sessions_for(settings).begin() as session:
-        try:
-            cancel_run(session, run_id)
-        except RunError as exc:
-            raise click.ClickException(str(exc)) from None
+        cancel_run(session, run_id)
     click.echo(f"cancelled training run {run_id}")
 
 
@@ -213,14 +204,11 @@ def correct(settings, path, face, changes, author):
     \b
     facelabel correct /photos/a.jpg --face 0 --set hat=1 --set beard=0
     """
-    from db.corrections import CorrectionError, correct_face
+    from db.corrections import correct_face
 
     values = dict(_change(c) for c in changes)
     with sessions_for(settings).begin() as session:
-        try:
-            correct_face(session, os.path.abspath(path), face, values, author or _login())
-        except CorrectionError as exc:
-            raise click.ClickException(str(exc)) from None
+        correct_face(session, os.path.abspath(path), face, values, author or _login())
     click.echo(f"{path} face {face}: " + ", ".join(f"{a}={int(v)}" for a, v in values.items()))
 
 

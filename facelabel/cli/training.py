@@ -7,6 +7,7 @@ import json
 import click
 
 from facelabel.cli.common import sessions_for
+from facelabel.tensorflow_import import load_tensorflow
 
 
 @click.group()
@@ -37,13 +38,9 @@ def convert(annotation, out, mixed_num, partition, seed):
     facelabel data convert --annotation list_attr_celeba.txt --json selected.json \\
         --mixed-num 10000 --partition list_eval_partition.txt
     """
-    from trainer.annotations import AnnotationError
     from trainer.annotations import convert as run
 
-    try:
-        summary = run(annotation, out, mixed_num=mixed_num, seed=seed, partition=partition)
-    except AnnotationError as exc:
-        raise click.ClickException(str(exc)) from None
+    summary = run(annotation, out, mixed_num=mixed_num, seed=seed, partition=partition)
     click.echo(json.dumps(summary, indent=2))
 
 
@@ -88,16 +85,14 @@ def tfrecords(selection, images, out, split, official_partition, seed, size, fra
     facelabel data tfrecords --json selected.json --images img_align_celeba/ \\
         --out records/ --official-partition
     """
-    from trainer.annotations import AnnotationError
     from trainer.records import build_records
+
+    load_tensorflow()
 
     if split and official_partition:
         raise click.UsageError("--split and --official-partition exclude each other")
     ratios = None if official_partition else _ratios(split or "80,10,10")
-    try:
-        manifest = build_records(selection, images, out, ratios=ratios, seed=seed, size=size, framing=framing)
-    except AnnotationError as exc:
-        raise click.ClickException(str(exc)) from None
+    manifest = build_records(selection, images, out, ratios=ratios, seed=seed, size=size, framing=framing)
     for name, info in manifest["splits"].items():
         click.echo(
             f"{name}: {info['images']} images, {info['skipped']} skipped, positives {info['positives']}"
@@ -152,19 +147,15 @@ def train(settings, backbone, train_tfrecords, val_tfrecord, model_dir, weights,
         --val-tfrecord records/val --model-dir models/ --weights imagenet --fine-tune
     """
     from db.registry import register_model
-    from trainer.model import BACKBONES
-    from trainer.train import Recipe
+    from trainer.recipe import Recipe
+
+    recipe = Recipe(backbone=backbone, weights=None if weights == "none" else weights, **options)
+    load_tensorflow()  # only once the recipe is sound
     from trainer.train import train as run
 
-    if backbone not in BACKBONES:
-        raise click.BadParameter(f"choose from {', '.join(BACKBONES)}", param_hint="--model")
-    recipe = Recipe(backbone=backbone, weights=None if weights == "none" else weights, **options)
-    try:
-        directory = run(
-            recipe, train_specs=list(train_tfrecords), val_spec=val_tfrecord, model_dir=model_dir, name=name
-        )
-    except (FileNotFoundError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    directory = run(
+        recipe, train_specs=list(train_tfrecords), val_spec=val_tfrecord, model_dir=model_dir, name=name
+    )
     with sessions_for(settings).begin() as session:
         version = register_model(session, directory)
         click.echo(f"model {version.name} saved to {directory} and registered (id {version.id})")
@@ -191,18 +182,16 @@ def evaluate(model_path, tfrecord, report):
     \b
     facelabel evaluate --model models/v1 --tfrecord records/val --report reports/v1
     """
-    from facelabel.artifact import ArtifactError, load_artifact
+    load_tensorflow()
+    from facelabel.artifact import load_artifact
+    from facelabel.vision.classifier import Classifier
     from trainer.evaluate import evaluate_predictions, summary_markdown, write_report
     from trainer.records import read_manifest, record_files
     from trainer.train import load_history, predict
-    from worker.classifier import Classifier
 
-    try:
-        artifact = load_artifact(model_path)
-        files = record_files(tfrecord)
-        size = read_manifest(files)["size"]
-    except (ArtifactError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
+    artifact = load_artifact(model_path)
+    files = record_files(tfrecord)
+    size = read_manifest(files)["size"]
     if size != artifact.input_size:
         raise click.ClickException(f"records hold {size}px crops; the model takes {artifact.input_size}px")
     probabilities, labels = predict(Classifier(artifact).model, files, size)

@@ -8,8 +8,10 @@ import stat
 from pathlib import Path
 from typing import Sequence
 
+from facelabel.errors import FacelabelError
 
-class ReadError(Exception):
+
+class ReadError(FacelabelError):
     """A path the worker will not or cannot read; ``str()`` is the reason shown to users."""
 
 

@@ -9,11 +9,12 @@ from typing import Sequence
 
 import numpy as np
 
-from facelabel.imaging import Box, Decoded, aligned_framing, crop_face, decode_image, whole_image
+from facelabel.errors import FacelabelError
 from facelabel.settings import Settings
+from facelabel.vision.imaging import Box, Decoded, aligned_framing, crop_face, decode_image, whole_image
 
 
-class NoFace(Exception):
+class NoFace(FacelabelError):
     """Decoded fine, but no face was found."""
 
 
@@ -41,7 +42,7 @@ def faces_in(
             FoundFaces(photo, [whole_image(photo)], [crop_face(photo, whole_image(photo), size)])
             for photo in photos
         ]
-    from worker.detector import detect_faces
+    from facelabel.vision.detector import detect_faces
 
     detected = detect_faces(
         photos,

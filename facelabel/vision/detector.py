@@ -9,14 +9,14 @@ in file pixels.
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
-from facelabel.imaging import Box, Decoded
+from facelabel.tensorflow_import import load_tensorflow
+from facelabel.vision.imaging import Box, Decoded
 
 _lock = threading.Lock()
 _detector = None
@@ -31,17 +31,11 @@ class Detection:
 def _mtcnn():
     global _detector
     if _detector is None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        gpu = bool(load_tensorflow().config.list_physical_devices("GPU"))
         from mtcnn import MTCNN
 
-        _detector = MTCNN(device="CPU:0" if not _gpu_available() else "GPU:0")
+        _detector = MTCNN(device="GPU:0" if gpu else "CPU:0")
     return _detector
-
-
-def _gpu_available() -> bool:
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def warm_up() -> None:

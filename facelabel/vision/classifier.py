@@ -4,12 +4,12 @@ per batch. This is the only worker module that imports TensorFlow."""
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 import numpy as np
 
-from facelabel.artifact import ModelArtifact, load_artifact
+from facelabel.artifact import ArtifactError, ModelArtifact, load_artifact
+from facelabel.tensorflow_import import load_tensorflow
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -20,16 +20,18 @@ class Classifier:
     """A loaded artifact: uint8 face crops in, one probability per attribute out."""
 
     def __init__(self, artifact: ModelArtifact):
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        tf = load_tensorflow()
         import keras
-        import tensorflow as tf
 
         self.artifact = artifact
-        self.model = keras.saving.load_model(artifact.weights_path, compile=False, safe_mode=True)
+        try:
+            self.model = keras.saving.load_model(artifact.weights_path, compile=False, safe_mode=True)
+        except (OSError, ValueError) as exc:  # unreadable, or refused by safe mode
+            raise ArtifactError(f"cannot load model {artifact.name}: {exc}") from None
         size = artifact.input_size
         expected = (None, size, size, 3)
         if tuple(self.model.input_shape) != expected or tuple(self.model.output_shape) != (None, 4):
-            raise ValueError(
+            raise ArtifactError(
                 f"{artifact.weights_path}: model takes {self.model.input_shape} and gives "
                 f"{self.model.output_shape}; its metadata promises {expected} -> (None, 4)"
             )

@@ -8,7 +8,7 @@ from typing import Sequence
 from PIL import ImageDraw, ImageFont
 
 from facelabel.artifact import ATTRIBUTES
-from facelabel.imaging import decode_image
+from facelabel.vision.imaging import decode_image
 
 COLOURS = ((46, 204, 113), (52, 152, 219), (231, 76, 60), (241, 196, 15), (155, 89, 182))
 

@@ -1,4 +1,5 @@
-"""Start and stop real ``facelabel worker`` processes for end-to-end tests."""
+"""Helpers shared by the tests and the benchmarks: the CLI in this process, real worker
+processes, and PostgreSQL databases of their own."""
 
 from __future__ import annotations
 
@@ -9,6 +10,42 @@ import sys
 import time
 from pathlib import Path
 from typing import Callable
+
+PG_ADMIN_URL = os.environ.get("FACELABEL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def invoke_ok(*args) -> str:
+    """``facelabel ARGS`` in this process; its output, after checking it exited 0."""
+    from click.testing import CliRunner
+
+    from facelabel.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def fresh_pg_database(name: str) -> str:
+    """The URL of an empty PostgreSQL database ``name`` (dropped first if it exists)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(url: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+    admin.dispose()
 
 
 class WorkerProcess:

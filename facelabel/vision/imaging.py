@@ -9,6 +9,8 @@ import io
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from facelabel.errors import FacelabelError
+
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp"}
 )
@@ -20,7 +22,7 @@ _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 Image.MAX_IMAGE_PIXELS = None
 
 
-class ImageError(Exception):
+class ImageError(FacelabelError):
     """A file that cannot be used as an image; ``str()`` is the reason shown to users."""
 
 

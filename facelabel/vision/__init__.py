@@ -1,0 +1,1 @@
+"""Image → faces → crops → probabilities: the pixels trainer and worker both stand on."""

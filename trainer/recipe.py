@@ -1,0 +1,50 @@
+"""A training recipe, checked before TensorFlow is imported: a wrong backbone name or weights
+file fails in a fraction of a second with a one-line error."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from facelabel.errors import FacelabelError
+from trainer.model import BACKBONES
+
+
+class RecipeError(FacelabelError):
+    """A recipe that cannot be trained; ``str()`` says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    backbone: str = "mobilenet"
+    weights: str | None = "imagenet"  # "imagenet", None (random), or a weights file
+    alpha: float = 0.25
+    epochs: int = 40
+    lr: float = 1e-4
+    fine_tune: bool = False
+    fine_tune_epochs: int = 10
+    fine_tune_lr: float = 1e-5
+    unfreeze_fraction: float = 1.0
+    batch_size: int = 32
+    patience: int = 5
+    positive_weight_cap: float = 10.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise RecipeError(f"unknown backbone {self.backbone!r}; choose from {', '.join(BACKBONES)}")
+        if self.weights == "imagenet" and BACKBONES[self.backbone].constructor is None:
+            raise RecipeError(
+                f"{self.backbone} has no Keras download: port its ImageNet weights with "
+                "`python -m trainer.torch_port` and pass --weights FILE"
+            )
+        if self.weights not in (None, "imagenet") and not Path(self.weights).is_file():
+            raise RecipeError(f"weights file not found: {self.weights}")
+
+    @classmethod
+    def from_fields(cls, fields: dict, source: str) -> "Recipe":
+        """A recipe from a mapping of field names (``source`` names it in errors)."""
+        unknown = set(fields) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise RecipeError(f"{source}: unknown fields {', '.join(sorted(unknown))}")
+        return cls(**fields)
