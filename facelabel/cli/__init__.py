@@ -13,13 +13,17 @@ from facelabel.settings import get_settings
 
 
 class FacelabelGroup(click.Group):
-    """Turns every expected error (FacelabelError) into ``Error: …`` and exit status 1."""
+    """Every mistake is one line: an expected error (FacelabelError) becomes ``Error: …`` with
+    exit status 1, a usage error ``Error: …`` with status 2 (without the usage text)."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except FacelabelError as exc:
             raise click.ClickException(str(exc)) from None
+        except click.UsageError as exc:
+            exc.ctx = None  # `-h` shows the usage; the error stays one line
+            raise
 
 
 @click.group(cls=FacelabelGroup, context_settings={"help_option_names": ["-h", "--help"]})
