@@ -7,7 +7,7 @@ FACELABEL := $(VENV)/bin/facelabel
 DEMO_DB := sqlite:///$(CURDIR)/demo.db
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test services stack bench model lock clean
+.PHONY: demo test services stack bench model lock settings-docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ model: $(VENV)/.port-installed
 lock: $(VENV)/.installed
 	$(PY) -m pip install -q uv
 	UV=$(VENV)/bin/uv bash deploy/lock.sh
+
+# README's configuration table and deploy/.env.example from facelabel/settings.py
+settings-docs: $(VENV)/.installed
+	$(PY) deploy/settings_docs.py
 
 clean:
 	rm -rf $(VENV) demo.db demo.db-wal demo.db-shm .pytest_cache

@@ -33,6 +33,11 @@ def aligned_folder(target: Path, count: int) -> Path:
 def peak_rss_mib(args: list[str], env: dict | None = None) -> int:
     """Peak RSS (MiB) of ``facelabel ARGS`` alone in a fresh process: its VmHWM, which starts
     afresh at exec (ru_maxrss would also count the benchmark process the fork copied)."""
+    return measured_run(args, env)[0]
+
+
+def measured_run(args: list[str], env: dict | None = None) -> tuple[int, str]:
+    """``facelabel ARGS`` in a fresh process: (its peak RSS in MiB, what it printed)."""
     code = (
         "import re, sys; from facelabel.cli import main\n"
         "try: main(sys.argv[1:])\n"
@@ -43,7 +48,7 @@ def peak_rss_mib(args: list[str], env: dict | None = None) -> int:
     result = subprocess.run(
         [sys.executable, "-c", code, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True
     )
-    return int(result.stderr.strip().split()[-1])
+    return int(result.stderr.strip().split()[-1]), result.stdout
 
 
 class Timer:

@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 from typing import Iterable, Sequence
 
-from sqlalchemy import and_, case, exists, func, select, update
+from sqlalchemy import and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from db.models import ATTRIBUTES, File, Image, Job, JobItem, Result
@@ -69,17 +69,22 @@ def mark_scanned(session: Session, job_id: int, *, images: int, skipped: int) ->
     )
 
 
-def known_images(session: Session, model_version_id: int, digests: Iterable[str]) -> set[str]:
-    """The digests among ``digests`` whose content this model version has already labelled."""
+def known_images(session: Session, model_version_id: int, detector: str, digests: Iterable[str]) -> set[str]:
+    """The digests among ``digests`` whose content this model version and detector have
+    already labelled."""
     digests = list(set(digests))
     if not digests:
         return set()
-    labelled = exists().where(Result.image_id == Image.id, Result.model_version_id == model_version_id)
+    labelled = exists().where(
+        Result.image_id == Image.id, Result.model_version_id == model_version_id, Result.detector == detector
+    )
     rows = session.scalars(select(Image.sha256).where(Image.sha256.in_(digests), labelled))
     return set(rows)
 
 
-def record_chunk(session: Session, job_id: int, model_version_id: int, outcomes: Sequence[Outcome]) -> None:
+def record_chunk(
+    session: Session, job_id: int, model_version_id: int, detector: str, outcomes: Sequence[Outcome]
+) -> None:
     """Write a chunk's images, faces, files and job items, and count them into the job.
 
     Items are inserted once: a redelivered chunk inserts none, so it counts nothing twice.
@@ -100,18 +105,22 @@ def record_chunk(session: Session, job_id: int, model_version_id: int, outcomes:
         session,
         Result,
         [
-            _result_row(image_ids[o.sha256], model_version_id, index, face)
+            _result_row(image_ids[o.sha256], model_version_id, detector, index, face)
             for o in images
             for index, face in enumerate(o.faces)
         ],
-        ["image_id", "model_version_id", "face"],
+        ["image_id", "model_version_id", "detector", "face"],
     )
     _mark_current(session, {image_ids[o.sha256] for o in images})
     file_ids = _upsert_files(session, outcomes, image_ids)
     face_counts = dict(
         session.execute(
             select(Result.image_id, func.count())
-            .where(Result.image_id.in_(image_ids.values()), Result.model_version_id == model_version_id)
+            .where(
+                Result.image_id.in_(image_ids.values()),
+                Result.model_version_id == model_version_id,
+                Result.detector == detector,
+            )
             .group_by(Result.image_id)
         ).all()
     )
@@ -141,14 +150,25 @@ def record_chunk(session: Session, job_id: int, model_version_id: int, outcomes:
         )
 
 
+def superseded(result: type[Result], *, same_version: bool = False):
+    """A condition on ``result``: another result set replaced it for its image (a newer model
+    version, or within the version a set written later by another detector)."""
+    newer = aliased(Result)
+    later_detector = and_(
+        newer.model_version_id == result.model_version_id,
+        newer.detector != result.detector,
+        newer.id > result.id,
+    )
+    newer_version = newer.model_version_id > result.model_version_id
+    replaced_by = later_detector if same_version else or_(newer_version, later_detector)
+    return exists().where(newer.image_id == result.image_id, replaced_by)
+
+
 def _mark_current(session: Session, image_ids: set[int]) -> None:
-    """Flag each image's rows from its newest model version as current, the others not."""
+    """Flag each image's rows of its newest result set as current, the others not."""
     if not image_ids:
         return
-    newer = aliased(Result)
-    newest = ~exists().where(
-        newer.image_id == Result.image_id, newer.model_version_id > Result.model_version_id
-    )
+    newest = ~superseded(Result)
     session.execute(
         update(Result)
         .where(Result.image_id.in_(image_ids))
@@ -179,11 +199,12 @@ def _upsert_files(session: Session, outcomes: Sequence[Outcome], image_ids: dict
     return dict(session.execute(select(File.path, File.id).where(File.path.in_(paths))).all())
 
 
-def _result_row(image_id: int, model_version_id: int, index: int, face: Face) -> dict:
+def _result_row(image_id: int, model_version_id: int, detector: str, index: int, face: Face) -> dict:
     x, y, w, h = face.box
     row = {
         "image_id": image_id,
         "model_version_id": model_version_id,
+        "detector": detector,
         "face": index,
         "box_x": x,
         "box_y": y,

@@ -24,6 +24,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from facelabel.artifact import ATTRIBUTES  # noqa: F401  (re-exported for queries)
 from facelabel.clock import utcnow
 
+NO_DETECTOR = "none"  # results of --aligned jobs: the whole image is the face
+
 
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
@@ -111,13 +113,15 @@ class JobItem(Base):
 
 
 class Result(Base):
-    """One face of one image as seen by one model version."""
+    """One face of one image as seen by one model version through one face detector: a
+    re-run with another detector is another result set."""
 
     __tablename__ = "results"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    detector: Mapped[str] = mapped_column(String(40), default=NO_DETECTOR)  # FACELABEL_DETECTOR
     face: Mapped[int] = mapped_column(Integer)
     box_x: Mapped[int] = mapped_column(Integer)
     box_y: Mapped[int] = mapped_column(Integer)
@@ -132,12 +136,15 @@ class Result(Base):
     mustache: Mapped[bool] = mapped_column(Boolean)
     hat: Mapped[bool] = mapped_column(Boolean)
     detection_confidence: Mapped[float | None] = mapped_column(Float)  # None: aligned, not detected
-    # True for the rows of the newest model version that labelled this image: what `query`
-    # and `stats` show. Kept by record_chunk so reads need no anti-join over all versions.
+    # True for the rows of the newest model version that labelled this image (of its newest
+    # detector's set within that version): what `query` and `stats` show. Kept by
+    # record_chunk so reads need no anti-join over all versions.
     is_current: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
-    __table_args__ = (UniqueConstraint("image_id", "model_version_id", "face", name="uq_results_face"),)
+    __table_args__ = (
+        UniqueConstraint("image_id", "model_version_id", "detector", "face", name="uq_results_face"),
+    )
 
 
 class Promotion(Base):

@@ -8,6 +8,7 @@ from typing import Any, Iterator, Sequence
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from db.jobs import superseded
 from db.models import ATTRIBUTES, Correction, File, Job, JobItem, ModelVersion, Result
 
 FACE_COLUMNS = (
@@ -90,6 +91,8 @@ def get_job(session: Session, job_id: int) -> dict[str, Any] | None:
     row.update(
         pending=counts.pending,
         aligned=job.options.get("aligned"),
+        detector=job.options.get("detector"),
+        face_framing=job.options.get("face_framing"),
         finished=job.finished_at,
     )
     return row
@@ -109,13 +112,15 @@ def failures(session: Session, job_id: int | None = None) -> Iterator[dict[str, 
 
 
 def _current_results(job_id: int | None, model_version_id: int | None = None) -> Select:
-    """Each face of each file's current content, as seen by the newest model version that
-    labelled it (or by ``model_version_id``); with ``job_id``, only that job's files."""
+    """Each face of each file's current content, as seen by the newest result set that
+    labelled it (or the newest of ``model_version_id``); with ``job_id``, only that job's files."""
     statement = select(File, Result).join(Result, Result.image_id == File.image_id)
     if model_version_id is None:
         statement = statement.where(Result.is_current.is_(True))
     else:
-        statement = statement.where(Result.model_version_id == model_version_id)
+        statement = statement.where(
+            Result.model_version_id == model_version_id, ~superseded(Result, same_version=True)
+        )
     if job_id is not None:
         statement = statement.where(File.id.in_(select(JobItem.file_id).where(JobItem.job_id == job_id)))
     return statement

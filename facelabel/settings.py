@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
@@ -57,17 +58,44 @@ class Settings(BaseSettings):
     visibility_timeout: int = Field(
         900, ge=1, description="seconds before an unacknowledged chunk is redelivered"
     )
-    detect_max_side: int = Field(
-        1024, ge=64, description="face detection runs on a copy at most this many pixels long"
+    detector: Literal["yunet", "blazeface", "mtcnn"] = Field(
+        "yunet", description="face detector for photos (not `--aligned`); a job keeps the one it started with"
+    )
+    face_framing: Literal["box", "landmarks"] = Field(
+        "box",
+        description="how a detected face is framed like CelebA's aligned crop: its box widened by the "
+        "detector's margins, or a similarity fit of its eyes and mouth",
+    )
+    detect_max_side: int | None = Field(
+        None,
+        ge=64,
+        description="detection runs on a copy at most this many pixels long (unset: the detector's "
+        "own: 640, MTCNN 1024); photos decode to at least this (unset: 1024)",
     )
     detect_batch: int = Field(
-        1, ge=1, le=256, description="photos per detector call (1 is fastest for MTCNN on CPUs, measured)"
+        1, ge=1, le=256, description="photos per MTCNN call (1 is fastest on CPUs, measured); others take one"
     )
     min_face_pixels: int = Field(
         20, ge=1, description="detected faces narrower than this (file pixels) are dropped and counted"
     )
-    min_face_confidence: float = Field(
-        0.8, ge=0.0, le=1.0, description="less sure detections are dropped and counted (MTCNN's own cut)"
+    min_face_confidence: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="less sure detections are dropped and counted (unset: the detector's own cut: "
+        "YuNet 0.6, BlazeFace 0.5, MTCNN 0.8)",
+    )
+    runtime: Literal["auto", "keras", "litert"] = Field(
+        "auto", description="the classifier's runtime: `auto` is Keras where a GPU is visible, LiteRT on CPUs"
+    )
+    runtime_threads: int | None = Field(
+        None, ge=1, le=256, description="LiteRT threads per worker process (unset: the CPUs it may use)"
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        / "facelabel",
+        description="where models converted for LiteRT are kept (unset: `$XDG_CACHE_HOME/facelabel`, "
+        "else `~/.cache/facelabel`)",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "warning", description="`debug` also shows TensorFlow's start-up lines (`facelabel --verbose`)"
@@ -162,7 +190,7 @@ def markdown_table() -> str:
     """The README's configuration table."""
     rows = ["| variable | meaning | default |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        rows.append(f"| `{PREFIX}{name.upper()}` | {field.description} | {_shown(field.default)} |")
+        rows.append(f"| `{PREFIX}{name.upper()}` | {field.description} | {_shown(field)} |")
     return "\n".join(rows) + "\n"
 
 
@@ -173,10 +201,12 @@ def env_example() -> str:
     )
 
 
-def _shown(default) -> str:
-    if default in (None, (), {}):
+def _shown(field) -> str:
+    if field.default_factory is not None:
+        return "see meaning"
+    if field.default in (None, (), {}):
         return "unset"
-    return f"`{default}`"
+    return f"`{field.default}`"
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ def new_job(sessions, name="m1"):
 
 def record(sessions, job_id, version_id, outcomes):
     with sessions.begin() as session:
-        record_chunk(session, job_id, version_id, outcomes)
+        record_chunk(session, job_id, version_id, "yunet", outcomes)
 
 
 def job_state(sessions, job_id):

@@ -101,7 +101,7 @@ def test_every_variable_is_documented_in_env_example():
     settings = {PREFIX + name.upper() for name in Settings.model_fields}
     assert not (used | settings) - documented(), "missing from deploy/.env.example"
     assert "POSTGRES_PASSWORD=\n" in ENV_EXAMPLE.read_text()  # no secret in the repository
-    assert ENV_EXAMPLE.read_text().endswith(env_example()), "python -m facelabel.settings --env"
+    assert ENV_EXAMPLE.read_text().endswith(env_example()), "make settings-docs"
 
 
 def test_compose_sets_only_known_settings_and_keeps_no_default_of_its_own(services):
@@ -114,7 +114,7 @@ def test_compose_sets_only_known_settings_and_keeps_no_default_of_its_own(servic
 
 
 def test_readme_configuration_table_is_generated_from_the_settings():
-    assert markdown_table() in (ROOT / "README.md").read_text(), "python -m facelabel.settings"
+    assert markdown_table() in (ROOT / "README.md").read_text(), "make settings-docs"
 
 
 def _locked(variant: str) -> dict[str, tuple[str, int]]:

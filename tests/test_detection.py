@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, select
 
 from db.models import Result
 from facelabel.settings import Settings
-from facelabel.vision.imaging import Box, aligned_framing
+from facelabel.vision.imaging import Box
 from tests import images
 from tests.helpers import invoke_ok as invoke
 
@@ -26,11 +26,6 @@ PLACES = images.GROUP_PLACES
 group_photo = images.group_photo
 
 
-
-
-def test_aligned_framing_matches_the_measured_margins():
-    framed = aligned_framing(Box(100, 100, 100, 100))
-    assert framed == Box(44, 42, 212, 189)
 
 
 def test_group_photo_gives_one_row_per_face_largest_first(tmp_path, sqlite_url):

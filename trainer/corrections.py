@@ -4,6 +4,7 @@ the others, written as a ``train`` shard beside the other records."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -13,17 +14,19 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import ATTRIBUTES, Correction, Result
+from db.models import ATTRIBUTES, NO_DETECTOR, Correction, Result
 from db.models import File as FileRow
 from db.models import Image as ImageRow
 from facelabel.settings import Settings
+from facelabel.vision.detectors import backend_class
 from facelabel.vision.imaging import Box, ImageError, aligned_framing, crop_face, decode_image
 from trainer.annotations import Example
 from trainer.records import MANIFEST, serialize
 
 
-def corrected_faces(session: Session) -> list[tuple[str, str, Box, tuple[int, ...]]]:
-    """(path, sha256, box, labels) per corrected face: corrections over the current result."""
+def corrected_faces(session: Session) -> list[tuple[str, str, Box, str, tuple[int, ...]]]:
+    """(path, sha256, box, detector, labels) per corrected face: corrections over the current
+    result (``detector``: the one that found the face, whose margins frame it)."""
     faces: dict[tuple[int, int], dict] = {}
     for correction in session.scalars(select(Correction).order_by(Correction.id)):
         face = faces.setdefault((correction.image_id, correction.face), {"box": correction.box, "set": {}})
@@ -42,7 +45,8 @@ def corrected_faces(session: Session) -> list[tuple[str, str, Box, tuple[int, ..
         labels = tuple(
             int(face["set"].get(a, getattr(result, a) if result is not None else False)) for a in ATTRIBUTES
         )
-        found.append((path, image.sha256, Box(*face["box"]), labels))
+        detector = result.detector if result is not None else NO_DETECTOR
+        found.append((path, image.sha256, Box(*face["box"]), detector, labels))
     return found
 
 
@@ -60,7 +64,7 @@ def write_correction_records(
     out.mkdir(parents=True, exist_ok=True)
     written, positives, skipped = 0, dict.fromkeys(ATTRIBUTES, 0), []
     with tf.io.TFRecordWriter(str(out / "train-00000-of-00001.tfrecord")) as writer:
-        for path, sha256, box, labels in corrected_faces(session):
+        for path, sha256, box, detector, labels in corrected_faces(session):
             try:
                 data = Path(path).read_bytes()
                 if hashlib.sha256(data).hexdigest() != sha256:
@@ -69,8 +73,9 @@ def write_correction_records(
             except (OSError, ImageError) as exc:
                 skipped.append(f"{path}: {exc}")
                 continue
-            whole = (box.x, box.y, box.w, box.h) == (0, 0, decoded.width, decoded.height)
-            crop = crop_face(decoded, box if whole else aligned_framing(box), size)
+            if detector != NO_DETECTOR:
+                box = aligned_framing(dataclasses.astuple(box), backend_class(detector).margins)
+            crop = crop_face(decoded, box, size)
             buffer = io.BytesIO()
             Image.fromarray(crop).save(buffer, "PNG", compress_level=1)
             writer.write(serialize(tf, Example(image=path, labels=labels), buffer.getvalue()))

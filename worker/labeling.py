@@ -15,7 +15,7 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.jobs import Face, Outcome, known_images, record_chunk
-from db.models import ATTRIBUTES, Job, ModelVersion
+from db.models import ATTRIBUTES, NO_DETECTOR, Job, ModelVersion
 from db.registry import active_version
 from facelabel.confined import ReadError, read_confined
 from facelabel.errors import FacelabelError
@@ -74,6 +74,9 @@ def label_chunk(
         version = version or session.get(ModelVersion, job.model_version_id)
     batch_size = options.get("batch_size") or settings.batch_size
     aligned = bool(options.get("aligned"))
+    detector = NO_DETECTOR if aligned else options.get("detector", "mtcnn")  # jobs before 0004: MTCNN
+    if not aligned:  # the job's detector and framing, whatever this worker's settings say
+        settings = settings.with_(detector=detector, face_framing=options.get("face_framing", "box"))
     items = [_Item(path) for path in paths]
     with ThreadPoolExecutor(settings.decode_threads) as pool:
         read = _in_order(
@@ -89,14 +92,14 @@ def label_chunk(
 
             def labelled(digests: list[str]) -> set[str]:
                 with sessions() as session:
-                    return known_images(session, version.id, digests)
+                    return known_images(session, version.id, detector, digests)
 
             found = _detected(read, version.input_size, settings, labelled)
-        _classify(sessions, found, version, batch_size)
+        _classify(sessions, found, version, detector, settings, batch_size)
 
     outcomes = [_outcome(item) for item in items]
     with sessions.begin() as session:
-        record_chunk(session, job_id, version.id, outcomes)
+        record_chunk(session, job_id, version.id, detector, outcomes)
     failed = sum(o.reason is not None for o in outcomes)
     faces = sum(len(o.faces or ()) for o in outcomes)
     metrics.IMAGES.labels("labelled").inc(len(outcomes) - failed)
@@ -183,7 +186,12 @@ def _in_order(pool: ThreadPoolExecutor, work, items: Iterable, *, ahead: int) ->
 
 
 def _classify(
-    sessions: sessionmaker[Session], prepared: Iterable[_Item], version: ModelVersion, batch_size: int
+    sessions: sessionmaker[Session],
+    prepared: Iterable[_Item],
+    version: ModelVersion,
+    detector: str,
+    settings: Settings,
+    batch_size: int,
 ) -> None:
     """Run the model over ``prepared`` items in batches of about ``batch_size`` faces.
 
@@ -192,14 +200,14 @@ def _classify(
     """
     from facelabel.vision.classifier import get_classifier
 
-    classifier = get_classifier(version.path)
+    classifier = get_classifier(version.path, settings)
     thresholds = [version.thresholds[a] for a in ATTRIBUTES]
     seen: set[str] = set()
     waiting: list[_Item] = []
 
     def flush() -> None:
         with sessions() as session:
-            known = known_images(session, version.id, (i.sha256 for i in waiting))
+            known = known_images(session, version.id, detector, (i.sha256 for i in waiting))
         todo = []
         for item in waiting:
             if item.sha256 in known or item.sha256 in seen:

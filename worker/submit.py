@@ -90,6 +90,8 @@ def submit_job(
             # a job without --model (or FACELABEL_MODEL) follows the active version as it changes
             options={
                 "aligned": aligned,
+                "detector": None if aligned else settings.detector,
+                "face_framing": None if aligned else settings.face_framing,
                 "batch_size": batch_size,
                 "paths": absolute,
                 "pinned": bool(model or settings.model),

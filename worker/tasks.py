@@ -72,7 +72,7 @@ def load_default_model(**_kwargs) -> None:
         sessions = open_database(settings.db_url)
         with sessions.begin() as session:
             path = resolve_model(session, settings.model, fallback=BUNDLED_MODEL).path
-        get_classifier(path)
-        warm_up()
+        get_classifier(path, settings)
+        warm_up(settings.detector)
     except Exception:  # the first chunk loads what it needs and reports properly
         log.exception("could not preload the default model")

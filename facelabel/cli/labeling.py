@@ -86,11 +86,11 @@ def label(settings, paths, aligned, model, batch_size):
         task = progress.add_task("loading the model", total=total, rate="")
 
         def start(job_id: int) -> None:
-            _load_model(sessions_for(settings), job_id)
+            _load_model(sessions_for(settings), job_id, settings)
             if not aligned:
                 from facelabel.vision.detector import warm_up
 
-                warm_up()
+                warm_up(settings.detector)
             progress.update(task, description=f"job {job_id}")
             clock["start"] = time.perf_counter()
 
@@ -114,13 +114,13 @@ def label(settings, paths, aligned, model, batch_size):
     click.echo(f"results: facelabel query --job {job_id}")
 
 
-def _load_model(sessions, job_id: int) -> None:
+def _load_model(sessions, job_id: int, settings) -> None:
     from db.models import Job, ModelVersion
     from facelabel.vision.classifier import get_classifier
 
     with sessions() as session:
         version = session.get(ModelVersion, session.get(Job, job_id).model_version_id)
-    get_classifier(version.path)
+    get_classifier(version.path, settings)
 
 
 @click.command()

@@ -42,7 +42,7 @@ def predict(settings, image, model, aligned, out):
         found = None
     faces = ()
     if found is not None:
-        probabilities = get_classifier(str(artifact.directory)).predict(np.stack(found.crops))
+        probabilities = get_classifier(str(artifact.directory), settings).predict(np.stack(found.crops))
         thresholds = [artifact.thresholds[a] for a in ATTRIBUTES]
         faces = to_faces(found.boxes, probabilities, thresholds, found.confidences)
     rows = [

@@ -7,7 +7,7 @@ import json
 import click
 
 from facelabel.cli.common import sessions_for
-from facelabel.tensorflow_import import load_tensorflow
+from facelabel.quiet import load_tensorflow
 
 
 @click.group()

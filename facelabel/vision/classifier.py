@@ -1,19 +1,24 @@
-"""The model inside a worker process: loaded once (safe mode), one compiled forward pass
-per batch. This is the only worker module that imports TensorFlow."""
+"""The model inside a worker process, loaded once (safe mode) on the runtime
+FACELABEL_RUNTIME names: Keras (one compiled forward pass per batch; GPUs) or LiteRT (the
+same model converted, lite_classifier.py; CPUs)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from pathlib import Path
 
 import numpy as np
 
 from facelabel.artifact import ArtifactError, ModelArtifact, load_artifact
-from facelabel.tensorflow_import import load_tensorflow
+from facelabel.quiet import load_tensorflow
+from facelabel.settings import Settings
+from facelabel.vision.lite_classifier import LiteClassifier
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
-_loaded: dict[str, "Classifier"] = {}
+_loaded: dict[tuple[str, str], "Classifier | LiteClassifier"] = {}
 
 
 class Classifier:
@@ -41,26 +46,41 @@ class Classifier:
         def forward(pixels):
             return model(tf.cast(pixels, tf.float32), training=False)
 
-        self._forward = forward
+        self.forward = forward
         self.predict(np.zeros((1, size, size, 3), np.uint8))  # trace now, not in the first chunk
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """Probabilities, shape (n, 4), for a uint8 batch of shape (n, size, size, 3)."""
         if len(pixels) == 0:
             return np.zeros((0, 4), dtype=np.float32)
-        return self._forward(pixels).numpy()
+        return self.forward(pixels).numpy()
 
 
-def get_classifier(model_path: str) -> Classifier:
-    """The classifier for ``model_path``, loaded once per process (threads share it).
+def runtime_for(setting: str) -> str:
+    """``auto``: Keras where an NVIDIA GPU is visible, LiteRT on CPUs (told without TensorFlow)."""
+    if setting != "auto":
+        return setting
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return "litert"
+    return "keras" if any(Path("/proc/driver/nvidia/gpus").glob("*")) else "litert"
 
-    Keeps only the most recently used model, so switching versions does not grow memory.
-    """
+
+def get_classifier(model_path: str, settings: Settings) -> Classifier | LiteClassifier:
+    """The classifier for ``model_path`` on the settings' runtime, loaded once per process
+    (threads share it). Keeps only the most recently used model, so switching versions does
+    not grow memory."""
+    runtime = runtime_for(settings.runtime)
     with _lock:
-        classifier = _loaded.get(model_path)
+        classifier = _loaded.get((model_path, runtime))
         if classifier is None:
-            log.info("loading model %s", model_path)
-            classifier = Classifier(load_artifact(model_path))
+            log.info("loading model %s on %s", model_path, runtime)
+            artifact = load_artifact(model_path)
+            if runtime == "keras":
+                classifier = Classifier(artifact)
+            else:
+                threads = settings.runtime_threads or len(os.sched_getaffinity(0))
+                classifier = LiteClassifier(artifact, cache_dir=settings.cache_dir, threads=threads)
             _loaded.clear()
-            _loaded[model_path] = classifier
+            _loaded[(model_path, runtime)] = classifier
         return classifier

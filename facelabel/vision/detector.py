@@ -1,9 +1,8 @@
-"""Face detection with MTCNN (its weights ship in the wheel), built once per process.
+"""Face detection in photos, whichever backend ``FACELABEL_DETECTOR`` names (detectors/).
 
-Photos are detected in batches: each is scaled down so its longer side is at most
-``max_side``; photos of similar shape go into one batch, pasted top-left on a canvas the
-size of the batch's largest, so the padding MTCNN computes on stays small. Boxes come back
-in file pixels.
+Each photo is scaled down so its longer side is at most ``max_side`` (the backend's own
+default when unset); boxes and alignment points come back in file pixels, largest face
+first. One detection at a time per process: every backend already uses the cores it has.
 """
 
 from __future__ import annotations
@@ -15,59 +14,44 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from facelabel.tensorflow_import import load_tensorflow
+from facelabel.vision.detectors import RawFace, get_backend
 from facelabel.vision.imaging import Box, Decoded
 
 _lock = threading.Lock()
-_detector = None
 
 
 @dataclasses.dataclass(frozen=True)
 class Detection:
-    box: Box  # file pixels, upright
+    box: Box  # file pixels, upright, clipped to the photo
     confidence: float
+    points: np.ndarray  # (k, 2) alignment points in file pixels, in the backend's template order
+    extent: tuple[float, float, float, float]  # the detector's own box (x, y, w, h), unclipped
 
 
-def _mtcnn():
-    global _detector
-    if _detector is None:
-        gpu = bool(load_tensorflow().config.list_physical_devices("GPU"))
-        from mtcnn import MTCNN
-
-        _detector = MTCNN(device="GPU:0" if gpu else "CPU:0")
-    return _detector
-
-
-def warm_up() -> None:
-    """Build the detector and trace its graphs now (the first call takes seconds)."""
+def warm_up(detector: str) -> None:
+    """Build the detector and run it once now (the first call can take seconds)."""
+    backend = get_backend(detector)
     with _lock:
-        _mtcnn().detect_faces(np.zeros((64, 64, 3), np.uint8))
+        backend.detect([np.zeros((64, 64, 3), np.uint8)], min_size=12, batch=1)
 
 
 def detect_faces(
-    photos: Sequence[Decoded], *, max_side: int, min_face: int, min_confidence: float, batch: int = 8
+    photos: Sequence[Decoded],
+    *,
+    detector: str,
+    max_side: int | None,
+    min_face: int,
+    min_confidence: float | None,
+    batch: int = 1,
 ) -> list[tuple[list[Detection], int]]:
     """For each photo, its faces (largest first) and how many were dropped as too small or unsure."""
-    scaled = [_scaled(photo.image, max_side) for photo in photos]
-    by_shape = sorted(range(len(photos)), key=lambda i: (scaled[i].height, scaled[i].width))
-    found: list[list[dict]] = [[] for _ in photos]
-    for start in range(0, len(by_shape), batch):
-        group = by_shape[start : start + batch]
-        height = max(scaled[i].height for i in group)
-        width = max(scaled[i].width for i in group)
-        canvases = [_on_canvas(scaled[i], height, width) for i in group]
-        smallest = min(min_face * scaled[i].width / photos[i].width for i in group)
-        with _lock:  # one detector per process; its TensorFlow graph already uses every core
-            if len(canvases) == 1:  # MTCNN's single-image path: no batch padding
-                results = [_mtcnn().detect_faces(canvases[0], min_face_size=max(12, round(smallest)))]
-            else:
-                results = _mtcnn().detect_faces(canvases, min_face_size=max(12, round(smallest)))
-        for i, faces in zip(group, results):
-            found[i] = faces
-    return [
-        _kept(faces, photo, image, min_face, min_confidence)
-        for faces, photo, image in zip(found, photos, scaled)
-    ]
+    backend = get_backend(detector)
+    scaled = [_scaled(photo.image, max_side or backend.default_max_side) for photo in photos]
+    smallest = min((min_face * image.width / photo.width for image, photo in zip(scaled, photos)), default=12)
+    with _lock:
+        found = backend.detect([np.asarray(image) for image in scaled], min_size=round(smallest), batch=batch)
+    cut = backend.default_confidence if min_confidence is None else min_confidence
+    return [_kept(faces, photo, image, min_face, cut) for faces, photo, image in zip(found, photos, scaled)]
 
 
 def _scaled(image: Image.Image, max_side: int) -> Image.Image:
@@ -77,26 +61,22 @@ def _scaled(image: Image.Image, max_side: int) -> Image.Image:
     return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
 
 
-def _on_canvas(image: Image.Image, height: int, width: int) -> np.ndarray:
-    canvas = np.zeros((height, width, 3), np.uint8)
-    canvas[: image.height, : image.width] = np.asarray(image)
-    return canvas
-
-
 def _kept(
-    faces: list[dict], photo: Decoded, image: Image.Image, min_face: int, min_confidence: float
+    faces: list[RawFace], photo: Decoded, image: Image.Image, min_face: int, min_confidence: float
 ) -> tuple[list[Detection], int]:
-    to_file = photo.width / image.width, photo.height / image.height
+    sx, sy = photo.width / image.width, photo.height / image.height
     kept, dropped = [], 0
     for face in faces:
-        x, y, w, h = face["box"]
-        w, h = min(w, image.width - x), min(h, image.height - y)  # the canvas padding is not photo
-        if w <= 0 or h <= 0:
+        x, y, w, h = face.box
+        x0, y0 = max(0.0, x), max(0.0, y)  # boxes may reach past the photo's edges
+        x1, y1 = min(float(image.width), x + w), min(float(image.height), y + h)
+        if x1 <= x0 or y1 <= y0:
             continue
-        box = Box(round(x * to_file[0]), round(y * to_file[1]), round(w * to_file[0]), round(h * to_file[1]))
-        if face["confidence"] < min_confidence or min(box.w, box.h) < min_face:
+        box = Box(round(x0 * sx), round(y0 * sy), round((x1 - x0) * sx), round((y1 - y0) * sy))
+        if face.confidence < min_confidence or min(box.w, box.h) < min_face:
             dropped += 1
             continue
-        kept.append(Detection(box, float(face["confidence"])))
+        points = np.asarray(face.points, np.float32) * np.float32([sx, sy])
+        kept.append(Detection(box, face.confidence, points, (x * sx, y * sy, w * sx, h * sy)))
     kept.sort(key=lambda d: d.box.area, reverse=True)
     return kept, dropped

@@ -95,19 +95,52 @@ def crop_face(decoded: Decoded, box: Box, size: int) -> np.ndarray:
     return np.asarray(resized, dtype=np.uint8)
 
 
-# Where a detector's face box sits in CelebA's aligned frame, measured with MTCNN on the
-# aligned images (shared/FINDINGS.md): the frame extends 56 % of the box width left and
-# right, 58 % of its height above and 31 % below. Cropping detections this way shows the
-# model the framing it was trained on.
-ALIGNED_MARGINS = (0.56, 0.58, 0.56, 0.31)  # left, top, right, bottom, as box fractions
-
-
-def aligned_framing(face: Box) -> Box:
-    """The CelebA-aligned crop around a detected face box."""
-    left, top, right, bottom = ALIGNED_MARGINS
-    x0, y0 = face.x - left * face.w, face.y - top * face.h
-    x1, y1 = face.x + face.w * (1 + right), face.y + face.h * (1 + bottom)
+def aligned_framing(extent: tuple[float, float, float, float], margins: tuple[float, ...]) -> Box:
+    """CelebA's aligned frame around a detector's box ``extent`` (x, y, w, h): ``margins`` say
+    how far it reaches left, up, right and down, in fractions of the box (each detector's
+    own, re-fit by bench/fit_framing.py)."""
+    x, y, w, h = extent
+    left, top, right, bottom = margins
+    x0, y0 = x - left * w, y - top * h
+    x1, y1 = x + w * (1 + right), y + h * (1 + bottom)
     return Box(round(x0), round(y0), round(x1 - x0), round(y1 - y0))
+
+
+def landmark_framing(points: np.ndarray, template: np.ndarray, frame: tuple[int, int]) -> np.ndarray:
+    """CelebA's aligned frame (``frame`` = width, height) as it lies in the photo: the least-squares
+    similarity (rotation, scale, shift) taking ``template`` (the points' places in the frame)
+    onto ``points`` (file pixels), applied to the frame's corners. Returns them as (4, 2):
+    top-left, top-right, bottom-right, bottom-left, in file pixels."""
+    src, dst = np.asarray(template, np.float64), np.asarray(points, np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    sc, dc = src - mu_s, dst - mu_d
+    u, s, vt = np.linalg.svd(dc.T @ sc / len(src))  # Umeyama's method
+    d = np.diag([1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt))])
+    rotation = u @ d @ vt
+    scale = np.trace(np.diag(s) @ d) / (sc**2).sum(1).mean()
+    width, height = frame
+    corners = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float64)
+    return (scale * corners @ rotation.T) + (mu_d - scale * rotation @ mu_s)
+
+
+def crop_quad(decoded: Decoded, corners: np.ndarray, size: int) -> np.ndarray:
+    """The model's view of a face frame that may be rotated: the quadrilateral ``corners``
+    (top-left, top-right, bottom-right, bottom-left; file pixels) mapped onto size×size.
+    Parts outside the image are black; large frames are reduced first so the result is not
+    aliased. Returns uint8 HWC RGB."""
+    image = decoded.image
+    quad = np.asarray(corners, np.float64) * [image.width / decoded.width, image.height / decoded.height]
+    x0, y0 = np.floor(quad.min(0)).astype(int)
+    x1, y1 = np.ceil(quad.max(0)).astype(int)
+    patch = image.crop((int(x0), int(y0), int(x1), int(y1)))  # zero-filled past the edges
+    quad -= [x0, y0]
+    factor = max(1, int(np.linalg.norm(quad[1] - quad[0]) // (2 * size)))
+    if factor > 1:
+        patch, quad = patch.reduce(factor), quad / factor
+    top_left, top_right, bottom_right, bottom_left = quad
+    data = (*top_left, *bottom_left, *bottom_right, *top_right)
+    warped = patch.transform((size, size), Image.Transform.QUAD, data, Image.Resampling.BILINEAR)
+    return np.asarray(warped, dtype=np.uint8)
 
 
 def whole_image(decoded: Decoded) -> Box:

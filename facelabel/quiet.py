@@ -1,8 +1,8 @@
-"""Import TensorFlow without its start-up lines on the user's terminal.
+"""Native libraries' start-up lines kept off the user's terminal.
 
-TensorFlow's C++ runtime writes its oneDNN and absl notices straight to file descriptor 2
-while it loads, whatever TF_CPP_MIN_LOG_LEVEL says; they are hidden unless
-FACELABEL_LOG_LEVEL=debug (``facelabel --verbose``) asks for them.
+TensorFlow's C++ runtime (its oneDNN and absl notices) and LiteRT (its XNNPACK notice)
+write straight to file descriptor 2 while they load, whatever TF_CPP_MIN_LOG_LEVEL says;
+they are hidden unless FACELABEL_LOG_LEVEL=debug (``facelabel --verbose``) asks for them.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ _lock = threading.Lock()
 def load_tensorflow():
     """The ``tensorflow`` module, imported quietly the first time."""
     with _lock:
-        if "tensorflow" not in sys.modules and get_settings().log_level != "debug":
+        if "tensorflow" not in sys.modules:
             os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-            with _native_stderr_to_devnull():
+            with native_stderr_quiet():
                 import tensorflow  # noqa: F401
     import tensorflow
 
@@ -30,7 +30,11 @@ def load_tensorflow():
 
 
 @contextlib.contextmanager
-def _native_stderr_to_devnull():
+def native_stderr_quiet():
+    """File descriptor 2 goes to /dev/null inside (unless debugging)."""
+    if get_settings().log_level == "debug":
+        yield
+        return
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
