@@ -1,6 +1,5 @@
-"""Face detection time per image by batch size on images of one size: CelebA's aligned
-178×218 JPEGs, as `data tfrecords --framing detected` sees them (on mixed photos use
-``bench/wild.py --detect-batch N``).
+"""MTCNN's detection time per image by batch size (FACELABEL_DETECT_BATCH) on images of one
+size, CelebA's aligned 178×218 JPEGs; YuNet and BlazeFace take one photo per call.
 
 Usage: FACELABEL_CELEBA_DIR=../shared/celeba-sample python bench/detect_batch.py [--count 96]
 """
@@ -29,11 +28,11 @@ def main() -> None:
     from facelabel.vision.detector import warm_up
     from facelabel.vision.faces import NoFace, decode_for_faces, faces_in
 
-    settings = read_settings()
+    settings = read_settings().with_(detector="mtcnn")
     folder = Path(os.environ["FACELABEL_CELEBA_DIR"]) / "aligned" / "images"
     paths = sorted(folder.glob("*.jpg"))[: args.count]
     photos = [decode_for_faces(p.read_bytes(), size=160, aligned=False, settings=settings) for p in paths]
-    warm_up()
+    warm_up("mtcnn")
     for batch in args.batches:
         batched = settings.with_(detect_batch=batch)
         faces_in(photos[:batch], size=160, aligned=False, settings=batched)  # trace this batch shape

@@ -1,11 +1,12 @@
-"""Labelling throughput on aligned faces, one run, same machine and model:
+"""Labelling throughput on aligned faces, one run, same machine and model, per classifier
+runtime (FACELABEL_RUNTIME: keras, litert):
 
 (a) raw batched forward pass on pre-decoded tensors (the ceiling)
-(b) the seed's way: one ``model.predict`` per image
-(c) embedded ``facelabel label``
+(b) the seed's way: one ``model.predict`` per image (Keras)
+(c) embedded ``facelabel label --aligned``
 (d) ``facelabel enqueue --wait`` → one Celery worker → PostgreSQL
 
-Usage: python bench/throughput.py [--images 2000] [--batch-size 32]
+Usage: python bench/throughput.py [--images 2000] [--batch-size 32] [--runtime keras --runtime litert]
 """
 
 from __future__ import annotations
@@ -58,25 +59,27 @@ def seed_way(classifier, pixels: np.ndarray, count: int) -> float:
 
 
 def facelabel(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "facelabel", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=True,
+    result = subprocess.run(
+        [sys.executable, "-m", "facelabel", *args], env={**os.environ, **env}, capture_output=True, text=True
     )
+    if result.returncode:
+        sys.exit(f"facelabel {' '.join(args)} failed: {result.stderr.strip()}")
+    return result
 
 
-def embedded(folder: Path, scratch: Path, batch_size: int) -> tuple[float, float]:
+def embedded(folder: Path, scratch: Path, batch_size: int, runtime: str) -> tuple[float, float]:
     """(rate the CLI reports, excluding model load) and (images / whole command wall time)."""
-    db = f"sqlite:///{scratch / 'embedded.db'}"
+    db = f"sqlite:///{scratch / f'embedded-{runtime}.db'}"
+    env = {"FACELABEL_RUNTIME": runtime}
     with Timer() as timer:
-        result = facelabel({}, "--db", db, "label", str(folder), "--aligned", "--batch-size", str(batch_size))
+        result = facelabel(
+            env, "--db", db, "label", str(folder), "--aligned", "--batch-size", str(batch_size)
+        )
     reported = float(re.search(r"\(([\d,.]+) images/s\)", result.stdout).group(1).replace(",", ""))
     return reported, count_images(folder) / timer.seconds
 
 
-def distributed(folder: Path, scratch: Path, batch_size: int) -> float:
+def distributed(folder: Path, scratch: Path, batch_size: int, runtime: str) -> float:
     """Images/s from job creation to job completion (database timestamps), worker warm."""
     import redis
 
@@ -84,6 +87,7 @@ def distributed(folder: Path, scratch: Path, batch_size: int) -> float:
     env = {
         "FACELABEL_DB_URL": fresh_pg_database("facelabel_bench_throughput"),
         "FACELABEL_BROKER_URL": REDIS_URL,
+        "FACELABEL_RUNTIME": runtime,
     }
     log = open(scratch / "worker.log", "wb")
     worker = subprocess.Popen(
@@ -119,33 +123,43 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed-images", type=int, default=200)
+    parser.add_argument("--runtime", action="append", choices=("keras", "litert"), help="Default: both.")
     args = parser.parse_args()
 
-    from facelabel.vision.classifier import Classifier
+    from facelabel.settings import read_settings
+    from facelabel.vision.classifier import Classifier, get_classifier
 
-    artifact = load_artifact(os.environ.get("FACELABEL_MODEL") or BUNDLED_MODEL)
+    model = os.environ.get("FACELABEL_MODEL") or str(BUNDLED_MODEL)
+    artifact = load_artifact(model)
+    runtimes = args.runtime or ["keras", "litert"]
+    rows = {}
     with tempfile.TemporaryDirectory(prefix="facelabel-bench-") as scratch:
         scratch = Path(scratch)
         folder = aligned_folder(scratch / "aligned", args.images)
-        classifier = Classifier(artifact)
         pixels = decoded_batch(folder, artifact.input_size)
-        a = raw_forward(classifier, pixels, args.batch_size)
-        b = seed_way(classifier, pixels, args.seed_images)
-        del classifier
-        c_reported, c_wall = embedded(folder, scratch, args.batch_size)
-        d = distributed(folder, scratch, args.batch_size)
+        seed = seed_way(Classifier(artifact), pixels, args.seed_images)
+        for runtime in runtimes:
+            classifier = get_classifier(model, read_settings().with_(runtime=runtime))
+            raw = raw_forward(classifier, pixels, args.batch_size)
+            reported, wall = embedded(folder, scratch, args.batch_size, runtime)
+            rows[runtime] = (raw, reported, wall, distributed(folder, scratch, args.batch_size, runtime))
 
     print(
         f"model {artifact.name}, {args.images} aligned images, batch {args.batch_size}, {os.cpu_count()} CPUs"
     )
-    print(f"(a) raw batched forward      {a:8.1f} images/s")
-    print(f"(b) one predict per image    {b:8.1f} images/s")
+    print(f"(b) one Keras predict per image (the seed's way): {seed:.1f} images/s")
     print(
-        f"(c) embedded label           {c_reported:8.1f} images/s  "
-        f"({c_reported / a:.2f} × a, {c_reported / b:.1f} × b)"
+        "| runtime | (a) raw forward | (c) embedded label | c/a | whole command "
+        "| (d) enqueue→worker→SQL | d/a |"
     )
-    print(f"    whole command, with start-up and model load: {c_wall:.1f} images/s")
-    print(f"(d) enqueue → worker → SQL   {d:8.1f} images/s  ({d / a:.2f} × a, {d / b:.1f} × b)")
+    print("|---|---|---|---|---|---|---|")
+    for runtime, (raw, reported, wall, dist) in rows.items():
+        print(
+            f"| {runtime} | {raw:.1f} | {reported:.1f} | {reported / raw:.2f} | {wall:.1f} "
+            f"| {dist:.1f} | {dist / raw:.2f} |"
+        )
+    if {"keras", "litert"} <= rows.keys():
+        print(f"embedded label, litert / keras: {rows['litert'][1] / rows['keras'][1]:.2f} ×")
 
 
 if __name__ == "__main__":

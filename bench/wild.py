@@ -32,6 +32,7 @@ from facelabel.settings import BUNDLED_MODEL, read_settings  # noqa: E402
 from facelabel.vision.detectors import NAMES  # noqa: E402
 from trainer.annotations import read_attributes  # noqa: E402
 from trainer.evaluate import evaluate_predictions, summary_markdown  # noqa: E402
+from trainer.model_card import wild_table  # noqa: E402
 
 
 def main() -> None:
@@ -161,18 +162,7 @@ def _big_photos(source: Path, folder: Path, count: int) -> Path:
 
 def print_tables(rows: list[dict], photos: int, model: str) -> None:
     print(f"\nmodel {model}; {photos} wild photos; runtime {rows[0]['runtime']}")
-    print(
-        "| detector | framing | detect + crop ms/photo | face found | face-0 macro-F1 (at 0.5) "
-        "| `label` photos/s | `label` peak MiB | 24 MP `label` peak MiB |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['detector']} | {r['framing']} | {r['detect_ms_per_photo']} "
-            f"| {100 * r['face_found'] / r['photos']:.1f} % | {r['macro_f1']} ({r['macro_f1_at_0.5']}) "
-            f"| {r['label_photos_per_second']} | {r['label_peak_rss_mib']} "
-            f"| {r.get('peak_rss_mib_24mp', '')} |"
-        )
+    print("\n".join(wild_table(rows)))
     print("\nshare of the time (decode runs in threads ahead; this is the main thread waiting for it):")
     for r in rows:
         print(

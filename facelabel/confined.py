@@ -22,19 +22,23 @@ def inside(path: str, roots: Sequence[str]) -> bool:
 def read_confined(
     path: str, roots: Sequence[str], *, max_bytes: int, data_roots: Sequence[Path] = ()
 ) -> bytes:
-    """The bytes of ``path`` after resolving every symlink, refused outside ``roots`` (and
-    outside ``data_roots``, the worker's own limit, when it has one)."""
-    real = os.path.realpath(path)
-    if not inside(real, roots):
-        raise ReadError(f"refused: {path} resolves to {real}, outside the job's roots")
-    if data_roots and not inside(real, [str(r) for r in data_roots]):
-        raise ReadError(f"refused: {real} is outside this worker's FACELABEL_DATA_ROOTS")
+    """The bytes of ``path``, refused unless the file actually opened lies inside ``roots``
+    (and inside ``data_roots``, the worker's own limit, when it has one).
+
+    The check is made on the open descriptor (its path in /proc/self/fd), not on the name:
+    a folder swapped for a symlink between a check and the open cannot lead outside.
+    """
     try:
-        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block
     except OSError as exc:
         raise ReadError(_os_reason(exc)) from None
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
+        real = _opened_path(fd, path)
+        if not inside(real, roots):
+            raise ReadError(f"refused: {path} resolves to {real}, outside the job's roots")
+        if data_roots and not inside(real, [str(r) for r in data_roots]):
+            raise ReadError(f"refused: {real} is outside this worker's FACELABEL_DATA_ROOTS")
+        info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
             raise ReadError("not a file: it is a directory")
         if not stat.S_ISREG(info.st_mode):
@@ -42,9 +46,20 @@ def read_confined(
         if info.st_size > max_bytes:
             raise ReadError(f"file too large: {info.st_size} bytes (limit {max_bytes})")
         try:
-            return handle.read(max_bytes + 1)
+            data = handle.read(max_bytes + 1)
         except OSError as exc:
             raise ReadError(_os_reason(exc)) from None
+    if len(data) > max_bytes:  # grew after fstat
+        raise ReadError(f"file too large: over {max_bytes} bytes (limit)")
+    return data
+
+
+def _opened_path(fd: int, name: str) -> str:
+    """The real path of an open descriptor (Linux's /proc; elsewhere the resolved name)."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return os.path.realpath(name)
 
 
 def job_roots(paths: Sequence[str | Path], data_roots: Sequence[Path] = ()) -> list[str]:

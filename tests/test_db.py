@@ -236,3 +236,32 @@ def test_jobs_listing_and_detail(sessions, labelled):
     assert counts == ("complete", 6, 4, 2, 5, 3)
     assert detail["pending"] == 0 and detail["finished"] is not None
     assert reasons == ["not an image: the file holds text", "no face found (1 too small or unsure)"]
+
+
+def test_writers_of_two_versions_at_once_leave_one_current_set(pg_url):
+    """Workers on different model versions saving the same images at the same moment: every
+    image ends with exactly one version's rows current (query and stats show no duplicates)."""
+    import threading
+
+    sessions = open_database(pg_url)
+    writers = [new_job(sessions, "m1"), new_job(sessions, "m2")]
+
+    def write(barrier, job_id, version_id, outcome):
+        barrier.wait()
+        record(sessions, job_id, version_id, [outcome])
+
+    for round_ in range(40):
+        outcome = image_outcome(f"/p/{round_}.jpg", f"{round_:064x}", face((0.9,) * 4), face((0.2,) * 4))
+        barrier = threading.Barrier(2)
+        threads = [threading.Thread(target=write, args=(barrier, *w, outcome)) for w in writers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    with sessions() as session:
+        current = session.execute(
+            select(Result.image_id, func.count(func.distinct(Result.model_version_id)))
+            .where(Result.is_current.is_(True))
+            .group_by(Result.image_id)
+        ).all()
+    assert len(current) == 40 and all(versions == 1 for _, versions in current)

@@ -153,3 +153,13 @@ def test_relabelling_reuses_stored_results(tmp_path, sqlite_url):
     assert len(rows) == 5
     jobs = json.loads(run("--db", sqlite_url, "jobs", "--format", "json").output)
     assert [(j["id"], j["status"], j["done"]) for j in jobs] == [(2, "complete", 5), (1, "complete", 5)]
+
+
+def test_a_file_name_with_terminal_escapes_is_printed_escaped(tmp_path, sqlite_url):
+    root = tmp_path / "names"
+    images.save(images.reference(), root / "red\x1b[31m\x07.jpg")
+    assert run("--db", sqlite_url, "label", str(root), "--aligned").exit_code == 0
+    table = run("--db", sqlite_url, "query").output
+    assert "red\\x1b[31m\\x07.jpg" in table and "\x1b" not in table and "\x07" not in table
+    rows = json.loads(run("--db", sqlite_url, "query", "--format", "json").output)
+    assert rows[0]["path"].endswith("red\x1b[31m\x07.jpg")  # data formats keep the name as it is

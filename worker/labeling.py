@@ -200,7 +200,7 @@ def _classify(
     """
     from facelabel.vision.classifier import get_classifier
 
-    classifier = get_classifier(version.path, settings)
+    classifier = get_classifier(version.path, settings, sha256=version.sha256)
     thresholds = [version.thresholds[a] for a in ATTRIBUTES]
     seen: set[str] = set()
     waiting: list[_Item] = []

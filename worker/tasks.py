@@ -71,8 +71,9 @@ def load_default_model(**_kwargs) -> None:
     try:
         sessions = open_database(settings.db_url)
         with sessions.begin() as session:
-            path = resolve_model(session, settings.model, fallback=BUNDLED_MODEL).path
-        get_classifier(path, settings)
+            version = resolve_model(session, settings.model, fallback=BUNDLED_MODEL)
+            path, digest = version.path, version.sha256
+        get_classifier(path, settings, sha256=digest)
         warm_up(settings.detector)
     except Exception:  # the first chunk loads what it needs and reports properly
         log.exception("could not preload the default model")

@@ -120,7 +120,7 @@ def _load_model(sessions, job_id: int, settings) -> None:
 
     with sessions() as session:
         version = session.get(ModelVersion, session.get(Job, job_id).model_version_id)
-    get_classifier(version.path, settings)
+    get_classifier(version.path, settings, sha256=version.sha256)
 
 
 @click.command()

@@ -66,7 +66,14 @@ def _emit_table(out, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> 
 
 
 def _cell(value: Any) -> str:
-    return "" if value is None else str(_plain(value))
+    """Text for a terminal: control characters (an escape sequence in a file name) shown
+    escaped, never sent to the terminal."""
+    text = "" if value is None else str(_plain(value))
+    return text if text.isprintable() else "".join(c if c.isprintable() else _escaped(c) for c in text)
+
+
+def _escaped(character: str) -> str:
+    return repr(character)[1:-1] if ord(character) < 0x10000 else character
 
 
 def _plain(value: Any) -> Any:

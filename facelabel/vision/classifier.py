@@ -66,16 +66,20 @@ def runtime_for(setting: str) -> str:
     return "keras" if any(Path("/proc/driver/nvidia/gpus").glob("*")) else "litert"
 
 
-def get_classifier(model_path: str, settings: Settings) -> Classifier | LiteClassifier:
+def get_classifier(
+    model_path: str, settings: Settings, *, sha256: str | None = None
+) -> Classifier | LiteClassifier:
     """The classifier for ``model_path`` on the settings' runtime, loaded once per process
-    (threads share it). Keeps only the most recently used model, so switching versions does
-    not grow memory."""
+    (threads share it), refused if its weights are not the ``sha256`` the registry recorded.
+    Keeps only the most recently used model, so switching versions does not grow memory."""
     runtime = runtime_for(settings.runtime)
     with _lock:
         classifier = _loaded.get((model_path, runtime))
         if classifier is None:
             log.info("loading model %s on %s", model_path, runtime)
             artifact = load_artifact(model_path)
+            if sha256 is not None and artifact.weights_sha256() != sha256:
+                raise ArtifactError(f"{artifact.weights_path} changed since it was registered")
             if runtime == "keras":
                 classifier = Classifier(artifact)
             else:

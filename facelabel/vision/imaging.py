@@ -157,11 +157,7 @@ def is_image_name(name: str) -> bool:
 def _to_rgb(image: Image.Image) -> Image.Image:
     mode = image.mode
     if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
-        pixels = np.asarray(image, dtype=np.float64)
-        if mode in _SIXTEEN_BIT_MODES or (mode == "I" and pixels.max(initial=0) > 255):
-            pixels = pixels / 257.0
-        image = Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8), "L")
-        mode = "L"
+        image, mode = Image.fromarray(_eight_bit(image), "L"), "L"
     if mode == "P":
         mode = "RGBA" if "transparency" in image.info else "RGB"
         image = image.convert(mode)
@@ -170,6 +166,17 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image if mode == "RGB" else image.convert("RGB")
+
+
+def _eight_bit(image: Image.Image) -> np.ndarray:
+    """A 16-bit, 32-bit integer or float single-channel image as uint8, in integer steps (a
+    float64 copy of a 25-megapixel image would cost 200 MB per decoding thread)."""
+    if image.mode == "F":
+        return np.clip(np.asarray(image), 0, 255).astype(np.uint8)
+    pixels = np.asarray(image)  # uint16 for the I;16 modes, int32 for I
+    if image.mode in _SIXTEEN_BIT_MODES or pixels.max(initial=0) > 255:
+        pixels = pixels >> 8  # 16-bit range: the high byte (v*257 maps back to v exactly)
+    return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
 def _draft_target(width: int, height: int, size: int) -> tuple[int, int]:
