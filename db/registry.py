@@ -9,7 +9,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db.models import ModelVersion, Promotion, TrainingRun
+from db.upsert import insert_ignore
 from facelabel.artifact import ArtifactError, load_artifact
+from facelabel.clock import utcnow
 from facelabel.errors import FacelabelError
 
 
@@ -21,26 +23,26 @@ def register_model(session: Session, path: str | os.PathLike) -> ModelVersion:
     """
     artifact = load_artifact(path)
     digest = artifact.weights_sha256()
-    existing = session.scalar(select(ModelVersion).where(ModelVersion.name == artifact.name))
-    if existing is not None:
-        if existing.sha256 != digest:
-            raise ArtifactError(
-                f"model name {artifact.name!r} is already registered with other weights "
-                f"({existing.path}); give the new model its own name"
-            )
-        return existing
-    version = ModelVersion(
-        name=artifact.name,
-        path=str(artifact.directory),
-        sha256=digest,
-        backbone=artifact.meta["backbone"],
-        input_size=artifact.input_size,
-        thresholds=artifact.thresholds,
-        metrics=artifact.meta.get("metrics", {}),
-        meta=artifact.meta,
-    )
-    session.add(version)
-    session.flush()
+    row = {
+        "name": artifact.name,
+        "path": str(artifact.directory),
+        "sha256": digest,
+        "backbone": artifact.meta["backbone"],
+        "input_size": artifact.input_size,
+        "thresholds": artifact.thresholds,
+        "metrics": artifact.meta.get("metrics", {}),
+        "meta": artifact.meta,
+        "is_active": False,
+        "created_at": utcnow(),
+    }
+    # processes starting at once (a worker preloading, an enqueue) may both register it
+    insert_ignore(session, ModelVersion, [row], ["name"])
+    version = session.scalar(select(ModelVersion).where(ModelVersion.name == artifact.name))
+    if version.sha256 != digest:
+        raise ArtifactError(
+            f"model name {artifact.name!r} is already registered with other weights "
+            f"({version.path}); give the new model its own name"
+        )
     return version
 
 
