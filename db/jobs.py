@@ -90,20 +90,7 @@ def record_chunk(
     Items are inserted once: a redelivered chunk inserts none, so it counts nothing twice.
     """
     images = [o for o in outcomes if o.faces is not None]
-    digests = {o.sha256 for o in outcomes if o.reason is None}
-    insert_ignore(
-        session,
-        Image,
-        [
-            {"sha256": o.sha256, "size_bytes": o.size_bytes, "width": o.width, "height": o.height}
-            for o in images
-        ],
-        ["sha256"],
-    )
-    image_ids = dict(session.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(digests))).all())
-    # Writers of the same images take turns (rows locked in one order, so no deadlock): the
-    # second one's current flags then see the first one's rows (PostgreSQL; SQLite has one writer).
-    session.execute(select(Image.id).where(Image.id.in_(image_ids.values())).order_by(Image.id).with_for_update())
+    image_ids = _image_ids(session, images, {o.sha256 for o in outcomes if o.reason is None})
     insert_ignore(
         session,
         Result,
@@ -127,13 +114,36 @@ def record_chunk(
             .group_by(Result.image_id)
         ).all()
     )
+    faces = {digest: face_counts.get(image_id, 0) for digest, image_id in image_ids.items()}
+    _count_items(session, job_id, outcomes, file_ids, faces)
+
+
+def _image_ids(session: Session, images: Sequence[Outcome], digests: set[str]) -> dict[str, int]:
+    """Image ids by digest (new content inserted), their rows locked for this transaction."""
+    rows = [dict(sha256=o.sha256, size_bytes=o.size_bytes, width=o.width, height=o.height) for o in images]
+    insert_ignore(session, Image, rows, ["sha256"])
+    image_ids = dict(session.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(digests))).all())
+    # Writers of the same images take turns (rows locked in one order, so no deadlock): the
+    # second one's current flags then see the first one's rows (PostgreSQL; SQLite has one writer).
+    session.execute(select(Image.id).where(Image.id.in_(image_ids.values())).order_by(Image.id).with_for_update())
+    return image_ids
+
+
+def _count_items(
+    session: Session,
+    job_id: int,
+    outcomes: Sequence[Outcome],
+    file_ids: dict[str, int],
+    faces: dict[str, int],
+) -> None:
+    """Insert the chunk's job items (a redelivered one inserts none) and count the new ones."""
     now = _now()
     items = []
     for outcome in outcomes:
         item = {"job_id": job_id, "file_id": file_ids[outcome.path], "finished_at": now}
         if outcome.reason is None:
-            faces = face_counts.get(image_ids[outcome.sha256], 0)
-            item.update(status="done", reason=None, faces=faces, dropped_faces=outcome.dropped)
+            found = faces[outcome.sha256]
+            item.update(status="done", reason=None, faces=found, dropped_faces=outcome.dropped)
         else:
             item.update(status="failed", reason=outcome.reason, faces=None, dropped_faces=None)
         items.append(item)
