@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from db.models import Correction, File, Result
 from facelabel.clock import utcnow
 from facelabel.errors import FacelabelError
+from facelabel.paths import stored_path
 
 
 class CorrectionError(FacelabelError):
@@ -16,6 +17,7 @@ class CorrectionError(FacelabelError):
 
 def correct_face(session: Session, path: str, face: int, values: dict[str, bool], author: str) -> None:
     """Store ``values`` for face ``face`` of the content now at ``path``."""
+    path = stored_path(path)
     image_id = session.scalar(select(File.image_id).where(File.path == path))
     if image_id is None:
         raise CorrectionError(f"{path} has not been labelled (or could not be read)")

@@ -17,6 +17,7 @@ from db.models import ATTRIBUTES, File, Image, Job, JobItem, Result
 from db.upsert import dialect_insert as _insert
 from db.upsert import insert_ignore
 from facelabel.clock import utcnow
+from facelabel.paths import path_bytes, stored_path
 
 
 def _now() -> dt.datetime:
@@ -194,7 +195,12 @@ def _upsert_files(session: Session, outcomes: Sequence[Outcome], image_ids: dict
     """File ids by path; a readable file points at the content it holds now."""
     now = _now()
     rows = [
-        {"path": o.path, "image_id": image_ids.get(o.sha256), "read_at": now if o.sha256 else None}
+        {
+            "path": stored_path(o.path),
+            "raw_path": path_bytes(o.path),
+            "image_id": image_ids.get(o.sha256),
+            "read_at": now if o.sha256 else None,
+        }
         for o in outcomes
     ]
     insert = _insert(session, File)
@@ -208,8 +214,9 @@ def _upsert_files(session: Session, outcomes: Sequence[Outcome], image_ids: dict
         ),
         rows,
     )
-    paths = [o.path for o in outcomes]
-    return dict(session.execute(select(File.path, File.id).where(File.path.in_(paths))).all())
+    stored = {o.path: stored_path(o.path) for o in outcomes}
+    ids = dict(session.execute(select(File.path, File.id).where(File.path.in_(stored.values()))).all())
+    return {path: ids[text] for path, text in stored.items()}
 
 
 def _result_row(image_id: int, model_version_id: int, detector: str, index: int, face: Face) -> dict:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -89,7 +90,8 @@ class File(Base):
     __tablename__ = "files"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)  # shown form (facelabel.paths.stored_path)
+    raw_path: Mapped[bytes | None] = mapped_column(LargeBinary)  # the bytes, for names not UTF-8
     image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id"), index=True)
     read_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 

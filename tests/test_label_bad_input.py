@@ -163,3 +163,19 @@ def test_a_file_name_with_terminal_escapes_is_printed_escaped(tmp_path, sqlite_u
     assert "red\\x1b[31m\\x07.jpg" in table and "\x1b" not in table and "\x07" not in table
     rows = json.loads(run("--db", sqlite_url, "query", "--format", "json").output)
     assert rows[0]["path"].endswith("red\x1b[31m\x07.jpg")  # data formats keep the name as it is
+
+
+def test_a_name_that_is_not_utf8_is_labelled_and_shown_escaped(tmp_path, sqlite_url, pg_url):
+    root = tmp_path / "archive"
+    root.mkdir()
+    name = os.fsdecode(b"caf\xe9.jpg")  # Latin-1, as old archives hold
+    images.save(images.reference(), root / name)
+    images.save(images.reference(1), root / "plain.jpg")
+    for url in (sqlite_url, pg_url):
+        result = run("--db", url, "label", str(root), "--aligned")
+        assert "2 images, 2 faces, 0 failures" in result.output, result.output
+        paths = sorted(r["path"] for r in json.loads(run("--db", url, "query", "--format", "json").output))
+        assert paths == [str(root / "caf\\xe9.jpg"), str(root / "plain.jpg")]
+        assert run("--db", url, "correct", str(root / name), "--set", "hat=1").exit_code == 0
+        rows = json.loads(run("--db", url, "query", "--has", "hat", "--format", "json").stdout)
+        assert [r["path"] for r in rows if r["path"].endswith("caf\\xe9.jpg")]

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from db.models import ATTRIBUTES, NO_DETECTOR, Correction, Result
 from db.models import File as FileRow
 from db.models import Image as ImageRow
+from facelabel.paths import opened_path
 from facelabel.settings import Settings
 from facelabel.vision.detectors import backend_class
 from facelabel.vision.imaging import Box, ImageError, aligned_framing, crop_face, decode_image
@@ -34,7 +35,10 @@ def corrected_faces(session: Session) -> list[tuple[str, str, Box, str, tuple[in
     found = []
     for (image_id, index), face in faces.items():
         image = session.get(ImageRow, image_id)
-        path = session.scalar(select(FileRow.path).where(FileRow.image_id == image_id).limit(1))
+        row = session.execute(
+            select(FileRow.path, FileRow.raw_path).where(FileRow.image_id == image_id).limit(1)
+        ).first()
+        path = opened_path(*row) if row is not None else None
         result = session.scalar(
             select(Result).where(
                 Result.image_id == image_id, Result.face == index, Result.is_current.is_(True)

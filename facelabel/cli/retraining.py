@@ -205,11 +205,12 @@ def correct(settings, path, face, changes, author):
     facelabel correct /photos/a.jpg --face 0 --set hat=1 --set beard=0
     """
     from db.corrections import correct_face
+    from facelabel.paths import stored_path
 
     values = dict(_change(c) for c in changes)
     with sessions_for(settings).begin() as session:
         correct_face(session, os.path.abspath(path), face, values, author or _login())
-    click.echo(f"{path} face {face}: " + ", ".join(f"{a}={int(v)}" for a, v in values.items()))
+    click.echo(f"{stored_path(path)} face {face}: " + ", ".join(f"{a}={int(v)}" for a, v in values.items()))
 
 
 def _change(text: str) -> tuple[str, bool]:
