@@ -162,7 +162,8 @@ def main() -> None:
             print(f"{host}: queues {', '.join(names)}")
         print(f"metrics: {' '.join(stack.metrics_urls)}")
         print(f"logs and PIDs in {args.dir}; enqueue with:")
-        print(f"  FACELABEL_DB_URL={env['FACELABEL_DB_URL']} facelabel enqueue PHOTOS --wait")
+        shown = make_url(env["FACELABEL_DB_URL"]).render_as_string(hide_password=True)
+        print(f"  FACELABEL_DB_URL={shown} facelabel enqueue PHOTOS --wait  (password: as set)")
         print("Ctrl-C stops everything")
         while all(s.process.poll() is None for s in stack.services):
             time.sleep(1)

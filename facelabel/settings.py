@@ -12,16 +12,20 @@ import os
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
+from sqlalchemy.engine import make_url
 
 from facelabel.artifact import FRAMINGS
 from facelabel.errors import FacelabelError
 
 BUNDLED_MODEL = Path(str(importlib.resources.files("facelabel") / "models" / "default"))
 PREFIX = "FACELABEL_"
+
+SECRET_BEARING = {"db_url", "broker_url", "db_password", "broker_password"}  # never echoed
 
 # `:`- or `,`-separated lists, as shells write them (not JSON)
 _Paths = Annotated[tuple[Path, ...], NoDecode]
@@ -39,7 +43,13 @@ class Settings(BaseSettings):
         "sqlite:///facelabel.db",
         description="SQLAlchemy URL (SQLite or PostgreSQL; `postgresql://` uses psycopg 3)",
     )
+    db_password: SecretStr | None = Field(
+        None, description="the database password, kept out of the URL (any characters; never printed)"
+    )
     broker_url: str = Field("redis://localhost:6379/0", description="Celery broker")
+    broker_password: SecretStr | None = Field(
+        None, description="the broker's password, kept out of the URL (any characters; never printed)"
+    )
     model: str | None = Field(
         None,
         description="model directory or registered version name; unset: the active version, "
@@ -140,6 +150,17 @@ class Settings(BaseSettings):
         description="how much worse than the champion a challenger may be and still be promoted",
     )
 
+    @field_validator("db_url", "broker_url")
+    @classmethod
+    def _unambiguous(cls, url: str) -> str:
+        userinfo = url.partition("://")[2].rpartition("@")[0]
+        if any(c in userinfo for c in "@/#?"):
+            raise ValueError(
+                "its password holds characters a URL cannot carry as they are (@ / # ?); give the "
+                "URL without it and the password in FACELABEL_DB_PASSWORD or FACELABEL_BROKER_PASSWORD"
+            )
+        return url
+
     @field_validator("data_roots", mode="before")
     @classmethod
     def _resolved_roots(cls, value):
@@ -155,9 +176,46 @@ class Settings(BaseSettings):
     def _ids(cls, value):
         return tuple(i.strip() for i in _split(value, ","))
 
+    @property
+    def database(self) -> str:
+        """The database URL to connect with: FACELABEL_DB_URL plus FACELABEL_DB_PASSWORD."""
+        if self.db_password is None:
+            return self.db_url
+        url = make_url(self.db_url).set(password=self.db_password.get_secret_value())
+        return url.render_as_string(hide_password=False)
+
+    @property
+    def broker(self) -> str:
+        """The broker URL to connect with: FACELABEL_BROKER_URL plus FACELABEL_BROKER_PASSWORD,
+        percent-encoded (a password may hold ``/``, ``@``, ``#``, ``:``)."""
+        if self.broker_password is None:
+            return self.broker_url
+        parts = urlsplit(self.broker_url)
+        user = quote(parts.username or "", safe="")
+        secret = quote(self.broker_password.get_secret_value(), safe="")
+        host = parts.hostname or ""
+        netloc = f"{user}:{secret}@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    def redact(self, text: str) -> str:
+        """``text`` with every password this process knows (given apart or inside a URL, as
+        is or percent-encoded) replaced by ``***``: for messages a user or a log will see."""
+        secrets = {s.get_secret_value() for s in (self.db_password, self.broker_password) if s is not None}
+        for url in (self.db_url, self.broker_url):
+            try:
+                secrets.add(urlsplit(url).password or "")
+            except ValueError:  # a URL that does not even parse: hide all of it
+                secrets.add(url)
+        for secret in sorted(filter(None, secrets), key=len, reverse=True):
+            text = text.replace(secret, "***").replace(quote(secret, safe=""), "***")
+        return text
+
     def with_(self, **changes) -> "Settings":
         """A copy with ``changes`` (validated like the environment)."""
-        return type(self).model_validate({**self.model_dump(), **changes})
+        try:
+            return type(self).model_validate({**self.model_dump(), **changes})
+        except ValidationError as exc:
+            raise _settings_error(exc) from None
 
 
 def _split(value, separator: str):
@@ -171,13 +229,20 @@ def read_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        error = exc.errors()[0]
-        name = PREFIX + str(error["loc"][0]).upper()
-        message = error["msg"][0].lower() + error["msg"][1:]
-        raise SettingsError(f"{name}: {message}, got {error['input']!r}") from None
+        raise _settings_error(exc) from None
     except SourceError as exc:  # a value that is not even JSON where JSON is expected
         field = str(exc).split('"')[1] if '"' in str(exc) else "a variable"
         raise SettingsError(f"{PREFIX}{field.upper()} must be JSON: {exc.__cause__ or exc}") from None
+
+
+def _settings_error(exc: ValidationError) -> SettingsError:
+    """The first invalid value as one line naming its variable (a secret's value never shown)."""
+    error = exc.errors()[0]
+    field = str(error["loc"][0])
+    message = error["msg"].removeprefix("Value error, ")
+    message = message[0].lower() + message[1:]
+    shown = "" if field in SECRET_BEARING else f", got {error['input']!r}"
+    return SettingsError(f"{PREFIX}{field.upper()}: {message}{shown}")
 
 
 @functools.lru_cache(maxsize=1)

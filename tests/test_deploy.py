@@ -94,6 +94,13 @@ def test_secrets_come_from_the_environment(services):
         assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", value), value  # required, no default
     assert "FLOWER_BASIC_AUTH" in services["flower"]["environment"]
     assert services["flower"]["ports"] == ["127.0.0.1:${FLOWER_PORT:-5555}:5555"]
+    environment = services["worker"]["environment"]
+    assert environment["FACELABEL_DB_PASSWORD"] == services["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert environment["FACELABEL_BROKER_PASSWORD"] == services["redis"]["environment"]["REDIS_PASSWORD"]
+    assert "PASSWORD" not in environment["FACELABEL_DB_URL"] + environment["FACELABEL_BROKER_URL"]
+    for service in services.values():  # a password reaches no program's command line
+        command = " ".join(service.get("command") or [])
+        assert "--requirepass" not in command and "-a " not in command and "--broker" not in command
 
 
 def test_every_variable_is_documented_in_env_example():

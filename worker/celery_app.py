@@ -14,7 +14,7 @@ TRAIN_QUEUE = "train"
 
 def make_app() -> Celery:
     settings = get_settings()
-    app = Celery("facelabel", broker=settings.broker_url, include=["worker.tasks"])
+    app = Celery("facelabel", broker=settings.broker, include=["worker.tasks"])
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],

@@ -59,7 +59,7 @@ class DatabaseScheduler(Scheduler):
         self._load()
 
     def _load(self) -> None:
-        sessions = open_database(get_settings().db_url)
+        sessions = open_database(get_settings().database)
         try:
             with sessions() as session:
                 rows = session.scalars(select(Schedule)).all()
@@ -96,14 +96,14 @@ class DatabaseScheduler(Scheduler):
         the firing is recorded as a skipped run instead of a second training waiting in line."""
         schedule_id = int(entry.name.removeprefix(ENTRY_PREFIX))
         settings = get_settings()
-        sessions = open_database(settings.db_url)
+        sessions = open_database(settings.database)
         with sessions.begin() as session:
             now = utcnow()
             session.execute(update(Schedule).where(Schedule.id == schedule_id).values(last_run_at=now))
             trigger = f"schedule {schedule_id}"
             try:
                 run_id = claim_run(
-                    session, trigger, trainer_alive=lambda: training_lock_held(settings.broker_url)
+                    session, trigger, trainer_alive=lambda: training_lock_held(settings.broker)
                 ).id
             except RunBusy as busy:
                 run = start_run(session, trigger)

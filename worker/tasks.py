@@ -27,7 +27,7 @@ def label_chunk_task(job_id: int, paths: list[str]) -> dict:
     """Label a chunk of image paths for a job; database hiccups retry with backoff."""
     settings = get_settings()
     try:
-        summary = label_chunk(open_database(settings.db_url), job_id, paths, settings=settings)
+        summary = label_chunk(open_database(settings.database), job_id, paths, settings=settings)
     except UnknownJob as exc:
         log.error("%s: dropping a chunk of %d paths", exc, len(paths))
         return {"error": str(exc)}
@@ -48,9 +48,9 @@ def retrain_task(run_id: int) -> str:
     from worker.lease import TRAINING_LOCK, Lease
 
     settings = get_settings()
-    client = redis.Redis.from_url(settings.broker_url)
+    client = redis.Redis.from_url(settings.broker)
     return retrain(
-        open_database(settings.db_url),
+        open_database(settings.database),
         settings,
         run_id,
         lock=lambda: Lease.take(client, TRAINING_LOCK, ttl=120),
@@ -69,7 +69,7 @@ def load_default_model(**_kwargs) -> None:
         return
     settings = get_settings()
     try:
-        sessions = open_database(settings.db_url)
+        sessions = open_database(settings.database)
         with sessions.begin() as session:
             version = resolve_model(session, settings.model, fallback=BUNDLED_MODEL)
             path, digest = version.path, version.sha256

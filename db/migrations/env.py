@@ -25,7 +25,7 @@ def run_online() -> None:
     from db.engine import make_engine
     from facelabel.settings import get_settings
 
-    with make_engine(get_settings().db_url).connect() as connection:
+    with make_engine(get_settings().database).connect() as connection:
         run_migrations(connection)
         connection.commit()
 

@@ -9,7 +9,7 @@ import click
 
 from facelabel import __version__
 from facelabel.errors import FacelabelError
-from facelabel.settings import get_settings
+from facelabel.settings import Settings, get_settings
 
 
 class FacelabelGroup(click.Group):
@@ -20,10 +20,15 @@ class FacelabelGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FacelabelError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(_redacted(ctx, str(exc))) from None
         except click.UsageError as exc:
             exc.ctx = None  # `-h` shows the usage; the error stays one line
             raise
+
+
+def _redacted(ctx: click.Context, message: str) -> str:
+    settings = ctx.obj if isinstance(ctx.obj, Settings) else None
+    return settings.redact(message) if settings is not None else message
 
 
 @click.group(cls=FacelabelGroup, context_settings={"help_option_names": ["-h", "--help"]})

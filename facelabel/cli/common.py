@@ -11,7 +11,7 @@ from facelabel.settings import Settings
 
 def sessions_for(settings: Settings) -> sessionmaker[Session]:
     """The database named by the settings, schema upgraded (DatabaseError otherwise)."""
-    return open_database(settings.db_url)
+    return open_database(settings.database)
 
 
 def job_option(help_text: str = "Only this job."):

@@ -145,9 +145,8 @@ def enqueue(settings, paths, aligned, wait, batch_size, model):
         with app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=5)
     except Exception as exc:
-        raise click.ClickException(
-            f"cannot reach the broker at {maybe_sanitize_url(settings.broker_url)}: {exc}"
-        ) from None
+        reason = f"cannot reach the broker at {maybe_sanitize_url(settings.broker_url)}: {exc}"
+        raise click.ClickException(settings.redact(reason)) from None
 
     with app.producer_or_acquire() as producer:  # one producer for all chunks, not one each
 
@@ -217,7 +216,7 @@ def worker(settings, concurrency, queues, loglevel, metrics_port, celery_args):
         from worker.gpu_lease import GpuError, lease_gpu, visible_gpus
 
         try:
-            lease = lease_gpu(settings.broker_url, visible_gpus(settings.gpu_ids), node=settings.node)
+            lease = lease_gpu(settings.broker, visible_gpus(settings.gpu_ids), node=settings.node)
         except GpuError as exc:
             raise click.ClickException(str(exc)) from None
         os.environ["CUDA_VISIBLE_DEVICES"] = lease.index  # before TensorFlow starts in the children

@@ -94,14 +94,14 @@ def now(settings, wait):
     try:
         with sessions.begin() as session:
             run_id = claim_run(
-                session, "cli", trainer_alive=lambda: training_lock_held(settings.broker_url)
+                session, "cli", trainer_alive=lambda: training_lock_held(settings.broker)
             ).id
     except RunBusy as exc:
         raise click.ClickException(f"{exc}; see `facelabel retrain runs`") from None
     except redis.RedisError as exc:
         raise click.ClickException(f"cannot reach the broker: {exc}") from None
     try:
-        with app.connection_for_write(settings.broker_url) as connection:  # this command's broker
+        with app.connection_for_write(settings.broker) as connection:  # this command's broker
             retrain_task.apply_async(kwargs={"run_id": run_id}, connection=connection, retry=False)
     except OperationalError as exc:
         with sessions.begin() as session:
