@@ -107,7 +107,7 @@ def failures(session: Session, job_id: int | None = None) -> Iterator[dict[str, 
     )
     if job_id is not None:
         statement = statement.where(JobItem.job_id == job_id)
-    for job, path, reason in session.execute(statement):
+    for job, path, reason in session.execute(statement.execution_options(yield_per=1000)):
         yield {"job": job, "path": path, "reason": reason}
 
 

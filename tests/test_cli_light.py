@@ -137,3 +137,31 @@ def test_enqueue_without_a_broker_is_a_one_line_error(tmp_path, sqlite_url, monk
     ).stdout
     code, message = out.split("\n", 1)
     assert code == "1" and "cannot reach the broker" in message and "secret" not in message
+
+
+def test_enqueue_wait_gives_up_after_its_timeout(tmp_path, sqlite_url, redis_url):
+    """No worker runs: --wait --timeout returns (status 3) instead of waiting for ever."""
+    images.folder_of_images(tmp_path / "photos", 2)
+    env = {**__import__("os").environ, "FACELABEL_BROKER_URL": redis_url}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "facelabel",
+            "--db",
+            sqlite_url,
+            "enqueue",
+            str(tmp_path / "photos"),
+            "--aligned",
+            "--wait",
+            "--timeout",
+            "1.5",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.strip() == "1"  # the job id, then the note on stderr
+    assert "job 1: 0 of 2 images after 1.5 s; it goes on" in done.stderr

@@ -25,14 +25,18 @@ from facelabel.vision.imaging import is_image_name
 class ScanCounts:
     images: int = 0
     skipped: int = 0
+    unreadable: int = 0  # folders that could not be listed
+    unreadable_examples: list[str] = dataclasses.field(default_factory=list)  # the first few
 
 
 def scan(roots: Sequence[str], counts: ScanCounts) -> Iterator[str]:
     """Absolute paths of image files under ``roots``, yielded as they are found.
 
     A root that is a file is taken whatever its extension. Under a directory, files without
-    an image extension are counted in ``counts.skipped``; directory symlinks are not
-    followed (no loops); file symlinks are yielded and checked by the reader.
+    an image extension are counted in ``counts.skipped`` and folders that cannot be listed
+    in ``counts.unreadable``; directory symlinks are not followed (no loops); file symlinks
+    are yielded and checked by the reader. A folder's listing streams: only its subfolders'
+    names are kept until they are visited.
     """
     for root in roots:
         if not os.path.isdir(root):
@@ -42,20 +46,22 @@ def scan(roots: Sequence[str], counts: ScanCounts) -> Iterator[str]:
         stack = [root]
         while stack:
             directory = stack.pop()
-            try:
-                entries = sorted(os.scandir(directory), key=lambda e: e.name)
-            except OSError:
-                continue
             subdirectories = []
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    subdirectories.append(entry.path)
-                elif is_image_name(entry.name):
-                    counts.images += 1
-                    yield entry.path
-                else:
-                    counts.skipped += 1
-            stack.extend(reversed(subdirectories))
+            try:
+                with os.scandir(directory) as entries:
+                    for entry in entries:
+                        if entry.is_dir(follow_symlinks=False):
+                            subdirectories.append(entry.path)
+                        elif is_image_name(entry.name):
+                            counts.images += 1
+                            yield entry.path
+                        else:
+                            counts.skipped += 1
+            except OSError:
+                counts.unreadable += 1
+                if len(counts.unreadable_examples) < 5:
+                    counts.unreadable_examples.append(directory)
+            stack.extend(sorted(subdirectories, reverse=True))
 
 
 def outermost(paths: Sequence[str]) -> list[str]:

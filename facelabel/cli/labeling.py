@@ -9,6 +9,7 @@ import time
 import click
 
 from facelabel.cli.common import sessions_for
+from facelabel.paths import stored_path
 
 PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True), metavar="PATH...")
 ALIGNED = click.option(
@@ -109,6 +110,7 @@ def label(settings, paths, aligned, model, batch_size):
         f"{counts.skipped} skipped (not images) in {elapsed:.1f} s "
         f"({totals.images / max(elapsed, 1e-9):,.1f} images/s)"
     )
+    _report_unreadable(counts)
     if totals.failed:
         click.echo(f"see: facelabel failures --job {job_id}")
     click.echo(f"results: facelabel query --job {job_id}")
@@ -127,10 +129,16 @@ def _load_model(sessions, job_id: int, settings) -> None:
 @PATHS
 @ALIGNED
 @click.option("--wait", is_flag=True, help="Follow the job with a progress bar until it completes.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="With --wait: give up after this long (exit status 3; the job goes on).",
+)
 @BATCH_SIZE
 @click.option("--model", metavar="M", help="Model directory or registered version.")
 @click.pass_obj
-def enqueue(settings, paths, aligned, wait, batch_size, model):
+def enqueue(settings, paths, aligned, wait, timeout, batch_size, model):
     """Register a job and send its chunks to the workers through Redis; prints the job id.
 
     \b
@@ -141,26 +149,32 @@ def enqueue(settings, paths, aligned, wait, batch_size, model):
     from worker.celery_app import app
     from worker.tasks import label_chunk_task
 
-    try:
-        with app.connection_for_write() as connection:
+    with app.connection_for_write(settings.broker) as connection:  # this command's broker
+        try:
             connection.ensure_connection(max_retries=1, timeout=5)
-    except Exception as exc:
-        reason = f"cannot reach the broker at {maybe_sanitize_url(settings.broker_url)}: {exc}"
-        raise click.ClickException(settings.redact(reason)) from None
+        except Exception as exc:
+            reason = f"cannot reach the broker at {maybe_sanitize_url(settings.broker_url)}: {exc}"
+            raise click.ClickException(settings.redact(reason)) from None
+        with app.producer_or_acquire(app.amqp.Producer(connection)) as producer:  # one for all chunks
 
-    with app.producer_or_acquire() as producer:  # one producer for all chunks, not one each
+            def send(job_id: int, chunk: list[str]) -> None:
+                label_chunk_task.apply_async(args=(job_id, chunk), producer=producer)
 
-        def send(job_id: int, chunk: list[str]) -> None:
-            label_chunk_task.apply_async(args=(job_id, chunk), producer=producer)
-
-        sessions, job_id, counts = _submit(settings, paths, aligned, batch_size, model, send)
+            sessions, job_id, counts = _submit(settings, paths, aligned, batch_size, model, send)
     click.echo(job_id)
     _stderr().print(f"job {job_id}: {counts.images} images queued, {counts.skipped} skipped (not images)")
+    _report_unreadable(counts)
     if wait:
-        _follow(sessions, job_id, counts.images, app)
+        _follow(sessions, job_id, counts.images, app, timeout)
 
 
-def _follow(sessions, job_id: int, total: int, app) -> None:
+def _report_unreadable(counts) -> None:
+    if counts.unreadable:
+        first = ", ".join(stored_path(p) for p in counts.unreadable_examples)
+        click.echo(f"{counts.unreadable} folders could not be read and were left out: {first}", err=True)
+
+
+def _follow(sessions, job_id: int, total: int, app, timeout: float | None) -> None:
     from db.models import Job
     from db.queries import job_counts
 
@@ -178,6 +192,11 @@ def _follow(sessions, job_id: int, total: int, app) -> None:
             progress.update(task, completed=finished, rate=f"{rate:,.0f} img/s")
             if status == "complete":
                 break
+            if timeout is not None and time.perf_counter() - started > timeout:
+                progress.stop()
+                note = f"job {job_id}: {finished} of {total} images after {timeout:g} s; it goes on"
+                click.echo(note, err=True)
+                raise SystemExit(3)
             time.sleep(0.5)
     click.echo(
         f"job {job_id}: complete: {counts.done} images, {counts.faces} faces, {counts.failed} failures"
