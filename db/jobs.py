@@ -83,6 +83,17 @@ def known_images(session: Session, model_version_id: int, detector: str, digests
     return set(rows)
 
 
+def recorded_paths(session: Session, job_id: int, paths: Sequence[str]) -> set[str]:
+    """The paths among ``paths`` whose outcome this job has recorded."""
+    stored = {stored_path(path): path for path in paths}
+    rows = session.scalars(
+        select(File.path)
+        .join(JobItem, JobItem.file_id == File.id)
+        .where(JobItem.job_id == job_id, File.path.in_(stored))
+    )
+    return {stored[text] for text in rows}
+
+
 def record_chunk(
     session: Session, job_id: int, model_version_id: int, detector: str, outcomes: Sequence[Outcome]
 ) -> None:

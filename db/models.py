@@ -72,6 +72,32 @@ class Job(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class Chunk(Base):
+    """One message's worth of a job's paths, recorded before it is sent: Redis carries the
+    work, this table keeps it. A worker claims it (with a heartbeat) and marks it done in the
+    transaction that stores its results; the reconciler re-sends what a dead worker or a
+    restarted broker lost."""
+
+    __tablename__ = "chunks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    paths: Mapped[list[Any]]
+    status: Mapped[str] = mapped_column(String(10), default="queued")  # queued claimed done
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims so far
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    current: Mapped[str | None] = mapped_column(Text)  # the file a careful retry is on
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "number", name="uq_chunks_job_number"),
+        Index("ix_chunks_status", "status"),
+    )
+
+
 class Image(Base):
     """Decoded image content, identified by the sha256 of its bytes."""
 

@@ -9,7 +9,7 @@ from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from db.jobs import superseded
-from db.models import ATTRIBUTES, Correction, File, Job, JobItem, ModelVersion, Result
+from db.models import ATTRIBUTES, Chunk, Correction, File, Job, JobItem, ModelVersion, Result
 
 FACE_COLUMNS = (
     "path", "face", "box_x", "box_y", "box_w", "box_h",
@@ -91,6 +91,10 @@ def get_job(session: Session, job_id: int) -> dict[str, Any] | None:
     row.update(
         pending=counts.pending,
         aligned=job.options.get("aligned"),
+        chunks_done=session.scalar(
+            select(func.count()).where(Chunk.job_id == job_id, Chunk.status == "done")
+        ),
+        chunks=session.scalar(select(func.count()).where(Chunk.job_id == job_id)),
         detector=job.options.get("detector"),
         face_framing=job.options.get("face_framing"),
         finished=job.finished_at,

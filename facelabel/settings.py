@@ -66,7 +66,13 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(100_000_000, ge=1, description="larger images are refused unread")
     max_file_bytes: int = Field(200_000_000, ge=1, description="larger files are refused unread")
     visibility_timeout: int = Field(
-        900, ge=1, description="seconds before an unacknowledged chunk is redelivered"
+        900, ge=10, description="seconds before an unacknowledged chunk is redelivered"
+    )
+    outage_deadline: int = Field(
+        3600,
+        ge=0,
+        description="seconds a worker keeps retrying a chunk while the database is away; after "
+        "that the chunk waits in the ledger for the reconciler",
     )
     detector: Literal["yunet", "blazeface", "mtcnn"] = Field(
         "yunet", description="face detector for photos (not `--aligned`); a job keeps the one it started with"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
@@ -23,7 +24,7 @@ def stack_env(pg_url, redis_url, tmp_path):
         "FACELABEL_DB_URL": pg_url,
         "FACELABEL_BROKER_URL": redis_url,
         "FACELABEL_CHUNK_SIZE": "16",
-        "FACELABEL_VISIBILITY_TIMEOUT": "4",
+        "FACELABEL_VISIBILITY_TIMEOUT": "20",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
 
@@ -111,3 +112,75 @@ def test_worker_killed_mid_job_loses_and_duplicates_nothing(tmp_path, stack_env,
 def job_status(engine, job_id):
     with engine.connect() as connection:
         return connection.execute(select(Job.status).where(Job.id == job_id)).scalar()
+
+
+@pytest.fixture
+def ledger_env(stack_env):
+    """Redelivery left to the ledger: the broker's own visibility timeout at its default."""
+    return {k: v for k, v in stack_env.items() if k != "FACELABEL_VISIBILITY_TIMEOUT"}
+
+
+def _beat(env, log):
+    return subprocess.Popen(
+        [sys.executable, "-m", "facelabel", "beat", "--loglevel", "INFO"],
+        env={**os.environ, **env},
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def test_a_killed_worker_s_chunk_is_sent_again_by_the_ledger_within_a_minute(tmp_path, ledger_env):
+    count = 320
+    images.folder_of_images(tmp_path / "photos", count)
+    engine = create_engine(ledger_env["FACELABEL_DB_URL"])
+    doomed = WorkerProcess("doomed", ledger_env, tmp_path / "doomed.log")
+    beat = _beat(ledger_env, tmp_path / "beat.log")
+    rescuer = None
+    try:
+        job_id = int(facelabel(ledger_env, "enqueue", str(tmp_path / "photos"), "--aligned").stdout.strip())
+        wait_for(lambda: _finished(engine, job_id) >= 48, timeout=120, interval=0.02, what="progress")
+        doomed.kill()
+        killed_at = time.monotonic()
+        assert _finished(engine, job_id) < count, "the worker finished before it could be killed"
+        rescuer = WorkerProcess("rescuer", ledger_env, tmp_path / "rescuer.log")
+        wait_for(
+            lambda: job_status(engine, job_id) == "complete", timeout=150, interval=0.5, what="completion"
+        )
+        took = time.monotonic() - killed_at
+        print(f"complete {took:.1f} s after the kill")
+    finally:
+        for process in (rescuer,):
+            if process is not None:
+                process.stop()
+        beat.terminate()
+        beat.wait(timeout=30)
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(Result)).scalar() == count
+    assert took < 60 + 20, f"complete {took:.0f} s after the kill (worker start-up included)"
+
+
+def test_chunks_a_restarted_broker_lost_are_sent_again(tmp_path, ledger_env):
+    """Redis without persistence restarting looks like this: every queued message gone."""
+    import redis
+
+    images.folder_of_images(tmp_path / "photos", 64)
+    engine = create_engine(ledger_env["FACELABEL_DB_URL"])
+    job_id = int(facelabel(ledger_env, "enqueue", str(tmp_path / "photos"), "--aligned").stdout.strip())
+    redis.Redis.from_url(ledger_env["FACELABEL_BROKER_URL"]).flushdb()
+    beat = _beat(ledger_env, tmp_path / "beat.log")
+    worker = WorkerProcess("w1", ledger_env, tmp_path / "w1.log")
+    try:
+        wait_for(
+            lambda: job_status(engine, job_id) == "complete", timeout=150, interval=0.5, what="completion"
+        )
+    finally:
+        worker.stop()
+        beat.terminate()
+        beat.wait(timeout=30)
+    assert _finished(engine, job_id) == 64
+
+
+def _finished(engine, job_id):
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).where(JobItem.job_id == job_id)).scalar()

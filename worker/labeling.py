@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.chunks import finish_chunk
 from db.jobs import Face, Outcome, known_images, record_chunk
 from db.models import ATTRIBUTES, NO_DETECTOR, Job, ModelVersion
 from db.registry import active_version
@@ -22,7 +23,7 @@ from facelabel.errors import FacelabelError
 from facelabel.settings import Settings
 from facelabel.vision.faces import FoundFaces, NoFace, decode_for_faces, faces_in
 from facelabel.vision.imaging import Box, Decoded, ImageError
-from worker import metrics
+from worker import ledger, metrics
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +58,55 @@ class _Item:
 
 
 def label_chunk(
-    sessions: sessionmaker[Session], job_id: int, paths: Sequence[str], *, settings: Settings
+    sessions: sessionmaker[Session],
+    job_id: int,
+    paths: Sequence[str],
+    *,
+    settings: Settings,
+    chunk_id: int | None = None,
 ) -> ChunkSummary:
     """Label ``paths`` for ``job_id`` and record the outcome; safe to run more than once.
 
     Threads read, hash and decode ahead while this thread detects faces in batches of
-    photos and runs the model on full batches of faces.
+    photos and runs the model on full batches of faces. With ``chunk_id`` (a ledger chunk)
+    the chunk is claimed, kept alive by a heartbeat and marked done with its results; a
+    chunk retried after its worker died goes file by file (worker/ledger.py).
     """
     started = time.perf_counter()
+    plan = _plan(sessions, job_id, settings)
+    with ledger.claimed(sessions, chunk_id) as claim:
+        if claim is not None and claim.done:
+            return ChunkSummary(done=0, failed=0, faces=0)
+        if claim is not None and claim.careful:
+            outcomes = ledger.file_by_file(sessions, plan, claim, paths, _label_paths)
+        else:
+            outcomes = _label_paths(sessions, plan, paths)
+            with sessions.begin() as session:
+                record_chunk(session, job_id, plan.version.id, plan.detector, outcomes)
+                if chunk_id is not None:
+                    finish_chunk(session, chunk_id)
+    failed = sum(o.reason is not None for o in outcomes)
+    faces = sum(len(o.faces or ()) for o in outcomes)
+    metrics.IMAGES.labels("labelled").inc(len(outcomes) - failed)
+    metrics.IMAGES.labels("failed").inc(failed)
+    metrics.CHUNK_SECONDS.observe(time.perf_counter() - started)
+    return ChunkSummary(done=len(outcomes) - failed, failed=failed, faces=faces)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How a job's files are labelled: its roots, model version, detector and settings."""
+
+    job_id: int
+    roots: list[str]
+    version: ModelVersion
+    aligned: bool
+    detector: str
+    batch_size: int
+    settings: Settings
+
+
+def _plan(sessions: sessionmaker[Session], job_id: int, settings: Settings) -> Plan:
     with sessions() as session:
         job = session.get(Job, job_id)
         if job is None:
@@ -72,40 +114,37 @@ def label_chunk(
         roots, options = list(job.roots), dict(job.options)
         version = None if options.get("pinned", True) else active_version(session)
         version = version or session.get(ModelVersion, job.model_version_id)
-    batch_size = options.get("batch_size") or settings.batch_size
     aligned = bool(options.get("aligned"))
     detector = NO_DETECTOR if aligned else options.get("detector", "mtcnn")  # jobs before 0004: MTCNN
     if not aligned:  # the job's detector and framing, whatever this worker's settings say
         settings = settings.with_(detector=detector, face_framing=options.get("face_framing", "box"))
+    batch_size = options.get("batch_size") or settings.batch_size
+    return Plan(job_id, roots, version, aligned, detector, batch_size, settings)
+
+
+def _label_paths(sessions: sessionmaker[Session], plan: Plan, paths: Sequence[str]) -> list[Outcome]:
+    """Every path's outcome: read, decode, detect and crop, classify (nothing stored yet)."""
+    version, settings = plan.version, plan.settings
     items = [_Item(path) for path in paths]
     with ThreadPoolExecutor(settings.decode_threads) as pool:
         read = _in_order(
             pool,
-            lambda item: _read(item, roots, version.input_size, aligned, settings),
+            lambda item: _read(item, plan.roots, version.input_size, plan.aligned, settings),
             items,
             # aligned crops are small; photos waiting for the detector are not
-            ahead=len(items) if aligned else 2 * max(settings.detect_batch, settings.decode_threads),
+            ahead=len(items) if plan.aligned else 2 * max(settings.detect_batch, settings.decode_threads),
         )
-        if aligned:
+        if plan.aligned:
             found = read
         else:
 
             def labelled(digests: list[str]) -> set[str]:
                 with sessions() as session:
-                    return known_images(session, version.id, detector, digests)
+                    return known_images(session, version.id, plan.detector, digests)
 
             found = _detected(read, version.input_size, settings, labelled)
-        _classify(sessions, found, version, detector, settings, batch_size)
-
-    outcomes = [_outcome(item) for item in items]
-    with sessions.begin() as session:
-        record_chunk(session, job_id, version.id, detector, outcomes)
-    failed = sum(o.reason is not None for o in outcomes)
-    faces = sum(len(o.faces or ()) for o in outcomes)
-    metrics.IMAGES.labels("labelled").inc(len(outcomes) - failed)
-    metrics.IMAGES.labels("failed").inc(failed)
-    metrics.CHUNK_SECONDS.observe(time.perf_counter() - started)
-    return ChunkSummary(done=len(outcomes) - failed, failed=failed, faces=faces)
+        _classify(sessions, found, version, plan.detector, settings, plan.batch_size)
+    return [_outcome(item) for item in items]
 
 
 def _read(item: _Item, roots: list[str], size: int, aligned: bool, settings: Settings) -> _Item:

@@ -26,9 +26,11 @@ from db.training_runs import RunBusy, claim_run, end_unsent, start_run
 from facelabel.clock import utcnow
 from facelabel.settings import get_settings
 from worker.lease import training_lock_held
+from worker.reconciler import resend_lost
 
 log = logging.getLogger(__name__)
 RELOAD_SECONDS = 5.0
+RECONCILE_SECONDS = 10.0
 RETRAIN_TASK = "facelabel.retrain"
 ENTRY_PREFIX = "retrain-"  # + the schedule's id
 CRON_FIELDS = ("minute", "hour", "day of month", "month", "day of week")
@@ -53,7 +55,18 @@ def parse_cron(expression: str) -> crontab:
 class DatabaseScheduler(Scheduler):
     def __init__(self, *args, **kwargs):
         self._loaded = 0.0
+        self._reconciled = 0.0
         super().__init__(*args, **kwargs)
+
+    def tick(self, *args, **kwargs):
+        """Also re-send lost chunks every RECONCILE_SECONDS (worker/reconciler.py)."""
+        if time.monotonic() - self._reconciled >= RECONCILE_SECONDS:
+            self._reconciled = time.monotonic()
+            try:
+                resend_lost(self.app, get_settings())
+            except Exception:  # the database or broker is away: next round
+                log.exception("could not reconcile the chunk ledger")
+        return min(super().tick(*args, **kwargs), RECONCILE_SECONDS)
 
     def setup_schedule(self) -> None:
         self._load()

@@ -14,11 +14,14 @@ from typing import Callable, Iterator, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.chunks import add_chunks
 from db.jobs import create_job, mark_scanned
 from db.registry import resolve_model
 from facelabel.confined import job_roots
 from facelabel.settings import BUNDLED_MODEL, Settings
 from facelabel.vision.imaging import is_image_name
+
+LEDGER_BATCH = 16  # chunks recorded per transaction, then sent
 
 
 @dataclasses.dataclass
@@ -81,11 +84,12 @@ def submit_job(
     aligned: bool,
     batch_size: int | None,
     model: str | None,
-    send: Callable[[int, list[str]], None],
+    send: Callable[[int, list[str], int], None],
     on_job: Callable[[int], None] = lambda job_id: None,
 ) -> tuple[int, ScanCounts]:
     """Create a job over ``paths`` and hand each chunk of found images to
-    ``send(job_id, chunk)`` as the scan goes; ``on_job(job_id)`` runs before the scan."""
+    ``send(job_id, chunk, chunk_id)`` as the scan goes, each recorded in the ledger first;
+    ``on_job(job_id)`` runs before the scan."""
     absolute = outermost([os.path.abspath(os.path.expanduser(p)) for p in paths])
     roots = job_roots(absolute, settings.data_roots)
     with sessions.begin() as session:
@@ -108,8 +112,14 @@ def submit_job(
     on_job(job_id)
     counts = ScanCounts()
     found = scan(absolute, counts)
-    while chunk := list(islice(found, settings.chunk_size)):
-        send(job_id, chunk)
+    chunks = iter(lambda: list(islice(found, settings.chunk_size)), [])
+    number = 0
+    while group := list(islice(chunks, LEDGER_BATCH)):
+        with sessions.begin() as session:  # in the ledger before it is sent
+            ids = add_chunks(session, job_id, number, group)
+        number += len(group)
+        for chunk_id, paths in zip(ids, group):
+            send(job_id, paths, chunk_id)
     with sessions.begin() as session:
         mark_scanned(session, job_id, images=counts.images, skipped=counts.skipped)
     return job_id, counts

@@ -8,7 +8,7 @@ import logging
 from celery.signals import worker_process_init
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from db.engine import open_database
+from db.engine import DatabaseError, open_database
 from facelabel.settings import BUNDLED_MODEL, get_settings
 from worker.celery_app import LABEL_QUEUE, app
 from worker.labeling import UnknownJob, label_chunk
@@ -16,18 +16,28 @@ from worker.labeling import UnknownJob, label_chunk
 log = logging.getLogger(__name__)
 
 
+_settings = get_settings()
+
+
 @app.task(
     name="facelabel.label_chunk",
-    autoretry_for=(OperationalError, InterfaceError),
+    # a database away retries with backoff (at most 2 min apart) until FACELABEL_OUTAGE_DEADLINE;
+    # past it the chunk stays in the ledger, where the reconciler finds it
+    autoretry_for=(OperationalError, InterfaceError, DatabaseError),
     retry_backoff=2,
     retry_backoff_max=120,
-    max_retries=12,
+    max_retries=6 + _settings.outage_deadline // 120,
+    # below the visibility timeout, so a hung chunk ends before Redis hands it out again
+    soft_time_limit=int(0.8 * _settings.visibility_timeout),
+    time_limit=int(0.9 * _settings.visibility_timeout),
 )
-def label_chunk_task(job_id: int, paths: list[str]) -> dict:
-    """Label a chunk of image paths for a job; database hiccups retry with backoff."""
+def label_chunk_task(job_id: int, paths: list[str], chunk_id: int | None = None) -> dict:
+    """Label a chunk of image paths for a job (``chunk_id``: its ledger row)."""
     settings = get_settings()
     try:
-        summary = label_chunk(open_database(settings.database), job_id, paths, settings=settings)
+        summary = label_chunk(
+            open_database(settings.database), job_id, paths, settings=settings, chunk_id=chunk_id
+        )
     except UnknownJob as exc:
         log.error("%s: dropping a chunk of %d paths", exc, len(paths))
         return {"error": str(exc)}

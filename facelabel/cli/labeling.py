@@ -95,8 +95,8 @@ def label(settings, paths, aligned, model, batch_size):
             progress.update(task, description=f"job {job_id}")
             clock["start"] = time.perf_counter()
 
-        def send(job_id: int, chunk: list[str]) -> None:
-            label_chunk(sessions_for(settings), job_id, chunk, settings=settings)
+        def send(job_id: int, chunk: list[str], chunk_id: int) -> None:
+            label_chunk(sessions_for(settings), job_id, chunk, settings=settings, chunk_id=chunk_id)
             progress.advance(task, len(chunk))
             rate = progress.tasks[0].completed / (time.perf_counter() - clock["start"])
             progress.update(task, rate=f"{rate:,.0f} img/s")
@@ -157,8 +157,10 @@ def enqueue(settings, paths, aligned, wait, timeout, batch_size, model):
             raise click.ClickException(settings.redact(reason)) from None
         with app.producer_or_acquire(app.amqp.Producer(connection)) as producer:  # one for all chunks
 
-            def send(job_id: int, chunk: list[str]) -> None:
-                label_chunk_task.apply_async(args=(job_id, chunk), producer=producer)
+            def send(job_id: int, chunk: list[str], chunk_id: int) -> None:
+                label_chunk_task.apply_async(
+                    args=(job_id, chunk), kwargs={"chunk_id": chunk_id}, producer=producer
+                )
 
             sessions, job_id, counts = _submit(settings, paths, aligned, batch_size, model, send)
     click.echo(job_id)
@@ -266,7 +268,8 @@ def worker(settings, concurrency, queues, loglevel, metrics_port, celery_args):
 @click.pass_obj
 def beat(settings, loglevel):
     """The Celery beat scheduler (one per deployment): sends retraining runs to queue
-    ``train`` as the schedules in the database say (`facelabel retrain schedule`)."""
+    ``train`` as the schedules in the database say (`facelabel retrain schedule`), and
+    every few seconds sends again the chunks a dead worker or a lost broker dropped."""
     os.environ["FACELABEL_DB_URL"] = settings.db_url
     from facelabel.settings import get_settings
 

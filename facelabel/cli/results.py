@@ -132,14 +132,26 @@ def jobs(settings, limit, fmt):
 
 @click.command()
 @click.argument("job_id", type=int, metavar="ID")
+@click.option("--resume", is_flag=True, help="Send the job's unfinished chunks to the workers again.")
 @format_option()
 @click.pass_obj
-def job(settings, job_id, fmt):
-    """One job in detail."""
+def job(settings, job_id, resume, fmt):
+    """One job in detail; --resume sends its unfinished chunks again (a lost worker or
+    broker; beat also does this by itself within a minute).
+
+    \b
+    facelabel job 7 --resume
+    """
     with sessions_for(settings)() as session:
         row = queries.get_job(session, job_id)
     if row is None:
         raise click.ClickException(f"no job {job_id}")
+    if resume:
+        from worker.celery_app import app
+        from worker.reconciler import resume_job
+
+        sent = resume_job(app, settings, job_id)
+        click.echo(f"job {job_id}: {sent} unfinished chunks sent again", err=True)
     emit_mapping(row, fmt)
 
 
