@@ -48,8 +48,8 @@ def finish_chunk(session: Session, chunk_id: int) -> None:
 
 def lost_chunks(session: Session, *, stale_after: float, queue_empty: bool, now: dt.datetime | None = None):
     """Chunks to send again, marked as sent now: claimed by a worker whose heartbeat stopped
-    ``stale_after`` seconds ago, and, when the broker holds no message at all
-    (``queue_empty``: restarted without persistence), queued ones sent that long ago."""
+    ``stale_after`` seconds ago, and, when no message waits in the queue (``queue_empty``),
+    unclaimed ones sent that long ago (a worker died holding them, or a broker lost them)."""
     now = now or utcnow()
     cutoff = now - dt.timedelta(seconds=stale_after)
     dead = and_(Chunk.status == "claimed", Chunk.heartbeat_at < cutoff)

@@ -62,6 +62,14 @@ def _opened_path(fd: int, name: str) -> str:
         return os.path.realpath(name)
 
 
+def read_file(path: str, *, max_bytes: int, data_roots: Sequence[Path] = ()) -> bytes:
+    """A file a user named (``predict``, a correction's photo): the same checks (a regular
+    file, the size limit, FACELABEL_DATA_ROOTS when set) with its own folder as the root."""
+    return read_confined(
+        path, [os.path.dirname(os.path.realpath(path))], max_bytes=max_bytes, data_roots=data_roots
+    )
+
+
 def job_roots(paths: Sequence[str | Path], data_roots: Sequence[Path] = ()) -> list[str]:
     """The resolved roots a job over ``paths`` may read, checked against ``data_roots``."""
     roots = [os.path.realpath(p) for p in paths]

@@ -4,6 +4,7 @@ probabilities, the failures, the counts. Thumbnails are cut from the files on di
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 from typing import Any, Iterable
@@ -11,6 +12,7 @@ from typing import Any, Iterable
 from PIL import Image
 
 from facelabel.artifact import ATTRIBUTES
+from facelabel.confined import ReadError, read_confined
 from facelabel.vision.imaging import Box, ImageError, crop_face, decode_image
 
 THUMB = 112
@@ -28,12 +30,22 @@ figcaption { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 """
 
 
-def thumbnail(path: str, box: Box, max_pixels: int) -> str | None:
-    """A data: URL of the face crop, or None when the file is gone or unreadable."""
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What the report may read: the job's roots, and the worker's size limits."""
+
+    roots: list[str]
+    max_bytes: int
+    max_pixels: int
+
+
+def thumbnail(path: str, box: Box, limits: Limits) -> str | None:
+    """A data: URL of the face crop, or None when the file is gone, unreadable, outside the
+    job's roots, too large, or not a regular file (a FIFO must not hang the report)."""
     try:
-        with open(path, "rb") as handle:
-            decoded = decode_image(handle.read(), max_pixels=max_pixels, draft_size=1024)
-    except (OSError, ImageError):
+        data = read_confined(path, limits.roots, max_bytes=limits.max_bytes)
+        decoded = decode_image(data, max_pixels=limits.max_pixels, draft_size=1024)
+    except (ReadError, ImageError):
         return None
     margin_w, margin_h = box.w // 5, box.h // 5
     padded = Box(box.x - margin_w, box.y - margin_h, box.w + 2 * margin_w, box.h + 2 * margin_h)
@@ -48,7 +60,7 @@ def render(
     stats: dict[str, Any],
     faces: Iterable[dict[str, Any]],
     failures: Iterable[dict[str, Any]],
-    max_pixels: int,
+    limits: Limits,
 ) -> str:
     """The page. ``faces`` are ``query`` rows; each attribute shows its most confident faces."""
     groups: dict[str, list[dict]] = {a: [] for a in (*ATTRIBUTES, "none")}
@@ -78,7 +90,7 @@ def render(
         for face in shown:
             box = (face["box_x"], face["box_y"], face["box_w"], face["box_h"])
             if (face["path"], box) not in cache:
-                cache[(face["path"], box)] = thumbnail(face["path"], Box(*box), max_pixels)
+                cache[(face["path"], box)] = thumbnail(face["path"], Box(*box), limits)
             src = cache[(face["path"], box)]
             name = html.escape(face["path"].rsplit("/", 1)[-1])
             probability = "" if attribute == "none" else f"{face[key]:.2f} · "

@@ -131,7 +131,7 @@ def _beat(env, log):
 
 
 def test_a_killed_worker_s_chunk_is_sent_again_by_the_ledger_within_a_minute(tmp_path, ledger_env):
-    count = 320
+    count = 800
     images.folder_of_images(tmp_path / "photos", count)
     engine = create_engine(ledger_env["FACELABEL_DB_URL"])
     doomed = WorkerProcess("doomed", ledger_env, tmp_path / "doomed.log")
@@ -139,8 +139,13 @@ def test_a_killed_worker_s_chunk_is_sent_again_by_the_ledger_within_a_minute(tmp
     rescuer = None
     try:
         job_id = int(facelabel(ledger_env, "enqueue", str(tmp_path / "photos"), "--aligned").stdout.strip())
-        wait_for(lambda: _finished(engine, job_id) >= 48, timeout=120, interval=0.02, what="progress")
-        doomed.kill()
+        wait_for(
+            lambda: _finished(engine, job_id) >= 48 and _claimed(engine, job_id),
+            timeout=120,
+            interval=0.01,
+            what="progress, with a chunk in the worker's hands",
+        )
+        doomed.kill()  # that chunk's message stays unacknowledged for the 900 s visibility timeout
         killed_at = time.monotonic()
         assert _finished(engine, job_id) < count, "the worker finished before it could be killed"
         rescuer = WorkerProcess("rescuer", ledger_env, tmp_path / "rescuer.log")
@@ -179,6 +184,13 @@ def test_chunks_a_restarted_broker_lost_are_sent_again(tmp_path, ledger_env):
         beat.terminate()
         beat.wait(timeout=30)
     assert _finished(engine, job_id) == 64
+
+
+def _claimed(engine, job_id):
+    with engine.connect() as connection:
+        return connection.execute(
+            text("SELECT count(*) FROM chunks WHERE job_id = :job AND status = 'claimed'"), {"job": job_id}
+        ).scalar()
 
 
 def _finished(engine, job_id):

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from db.models import ATTRIBUTES, NO_DETECTOR, Correction, Result
 from db.models import File as FileRow
 from db.models import Image as ImageRow
+from facelabel.confined import ReadError, read_file
 from facelabel.paths import opened_path
 from facelabel.settings import Settings
 from facelabel.vision.detectors import backend_class
@@ -70,11 +71,11 @@ def write_correction_records(
     with tf.io.TFRecordWriter(str(out / "train-00000-of-00001.tfrecord")) as writer:
         for path, sha256, box, detector, labels in corrected_faces(session):
             try:
-                data = Path(path).read_bytes()
+                data = read_file(path, max_bytes=settings.max_file_bytes, data_roots=settings.data_roots)
                 if hashlib.sha256(data).hexdigest() != sha256:
                     raise ImageError("changed since it was labelled")
                 decoded = decode_image(data, max_pixels=settings.max_image_pixels)
-            except (OSError, ImageError) as exc:
+            except (ReadError, ImageError) as exc:
                 skipped.append(f"{path}: {exc}")
                 continue
             if detector != NO_DETECTOR:

@@ -1,6 +1,7 @@
-"""Re-send what the ledger says was lost: chunks whose worker stopped beating, and queued
-chunks when the broker holds no message at all (a restart without persistence). Beat runs
-it every few seconds; ``facelabel job ID --resume`` re-sends a job's unfinished chunks."""
+"""Re-send what the ledger says was lost: chunks whose worker stopped beating, and chunks
+still unclaimed while no message waits in the queue (delivered to a worker that died before
+claiming them, or dropped by a broker restarted without persistence). Beat runs it every
+few seconds; ``facelabel job ID --resume`` re-sends a job's unfinished chunks."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ LABEL_TASK = "facelabel.label_chunk"
 
 def resend_lost(app: Celery, settings: Settings) -> int:
     """Send the lost chunks again; how many."""
-    empty = queue_is_empty(settings.broker)
+    empty = nothing_waiting(settings.broker)
     with open_database(settings.database).begin() as session:
         lost = lost_chunks(session, stale_after=STALE_SECONDS, queue_empty=empty)
     _send(app, settings, lost)
@@ -38,11 +39,9 @@ def resume_job(app: Celery, settings: Settings, job_id: int) -> int:
     return len(chunks)
 
 
-def queue_is_empty(broker: str) -> bool:
-    """No message waiting or delivered-but-unacknowledged on the label queue (kombu's Redis
-    transport keeps the latter in the ``unacked`` hash)."""
-    client = redis.Redis.from_url(broker)
-    return client.llen(LABEL_QUEUE) == 0 and client.hlen("unacked") == 0
+def nothing_waiting(broker: str) -> bool:
+    """No message waits on the label queue: an unclaimed chunk is then in no one's hands."""
+    return redis.Redis.from_url(broker).llen(LABEL_QUEUE) == 0
 
 
 def _send(app: Celery, settings: Settings, chunks: list[tuple[int, int, list[str]]]) -> None:

@@ -28,6 +28,7 @@ def predict(settings, image, model, aligned, out):
     import numpy as np
 
     from facelabel.artifact import ATTRIBUTES, load_artifact
+    from facelabel.confined import read_file
     from facelabel.settings import BUNDLED_MODEL
     from facelabel.vision.classifier import get_classifier
     from facelabel.vision.faces import NoFace, find_faces
@@ -36,7 +37,10 @@ def predict(settings, image, model, aligned, out):
     artifact = load_artifact(model or settings.model or BUNDLED_MODEL)
     try:
         found = find_faces(
-            Path(image).read_bytes(), size=artifact.input_size, aligned=aligned, settings=settings
+            read_file(image, max_bytes=settings.max_file_bytes, data_roots=settings.data_roots),
+            size=artifact.input_size,
+            aligned=aligned,
+            settings=settings,
         )
     except NoFace:
         found = None

@@ -183,17 +183,19 @@ def report(settings, job_id, out):
     \b
     facelabel report --job 3 --out report.html
     """
-    from facelabel.report import render
+    from db.models import Job
+    from facelabel.report import Limits, render
 
     sessions = sessions_for(settings)
     check_job(sessions, job_id)
     with sessions() as session:
+        roots = list(session.get(Job, job_id).roots)
         page = render(
             title=f"facelabel job {job_id}",
             stats=queries.stats(session, job_id),
             faces=queries.query_faces(session, job_id=job_id),
             failures=queries.failures(session, job_id),
-            max_pixels=settings.max_image_pixels,
+            limits=Limits(roots, settings.max_file_bytes, settings.max_image_pixels),
         )
     with open(out, "w", encoding="utf-8") as handle:
         handle.write(page)
