@@ -7,7 +7,7 @@ FACELABEL := $(VENV)/bin/facelabel
 DEMO_DB := sqlite:///$(CURDIR)/demo.db
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test services stack bench model lock settings-docs clean
+.PHONY: demo test faults services stack bench model lock settings-docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ services: $(VENV)/.installed
 
 test: services $(VENV)/.port-installed
 	$(PY) -m pytest
+
+# the fault cases alone: killed workers, lost broker messages, poison files, symlink races,
+# passwords, concurrent writers (make test runs them too)
+faults: services
+	$(PY) -m pytest tests/test_workers.py tests/test_ledger.py tests/test_confined.py \
+	    tests/test_secrets.py tests/test_db.py -k "killed or lost or restarted or resume or file_that_killed or swapped or fifo or password or two_versions"
 
 # the compose topology as local processes (deploy/README.md); Ctrl-C stops it
 stack: services

@@ -9,7 +9,7 @@ from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from db.jobs import superseded
-from db.models import ATTRIBUTES, Chunk, Correction, File, Job, JobItem, ModelVersion, Result
+from db.models import ATTRIBUTES, Chunk, Correction, File, Image, Job, JobItem, ModelVersion, Result
 
 FACE_COLUMNS = (
     "path", "face", "box_x", "box_y", "box_w", "box_h",
@@ -177,16 +177,34 @@ def query_faces(
     if path_glob:
         conditions.append(f.path.like(glob_to_like(path_glob), escape="\\"))
     statement = (
-        select(f.path, r, ModelVersion.name, *labels.values(), *(corrected.c[a] for a in ATTRIBUTES))
+        select(
+            f.path,
+            r,
+            ModelVersion.name,
+            Image.width,
+            Image.height,
+            *labels.values(),
+            *(corrected.c[a] for a in ATTRIBUTES),
+        )
         .join(ModelVersion, ModelVersion.id == r.model_version_id)
+        .join(Image, Image.id == r.image_id)
         .outerjoin(corrected, and_(corrected.c.image_id == r.image_id, corrected.c.face == r.face))
         .where(*conditions)
         .order_by(f.path, r.face)
         .limit(limit)
     )
-    for path, result, model_name, *values in session.execute(statement.execution_options(yield_per=1000)):
+    for path, result, model_name, width, height, *values in session.execute(
+        statement.execution_options(yield_per=1000)
+    ):
         shown, set_by_person = values[: len(ATTRIBUTES)], values[len(ATTRIBUTES) :]
         row = face_row(path, result, model_name)
+        row.update(
+            job=job_id,
+            detector=result.detector,
+            detection_confidence=result.detection_confidence,
+            image_width=width,
+            image_height=height,
+        )
         row.update(zip(ATTRIBUTES, shown))
         row["corrected"] = ",".join(a for a, v in zip(ATTRIBUTES, set_by_person) if v is not None)
         yield row

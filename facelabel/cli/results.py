@@ -1,8 +1,11 @@
-"""Reading results back: ``query``, ``stats``, ``jobs``, ``job``, ``failures``.
+"""Reading results back: ``query``, ``export``, ``stats``, ``jobs``, ``job``, ``failures``,
+``report``.
 
 None of these import TensorFlow."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 from sqlalchemy import select
@@ -11,6 +14,7 @@ from db import queries
 from db.models import ATTRIBUTES
 from facelabel.cli.common import check_job, job_option, sessions_for
 from facelabel.cli.output import emit_mapping, emit_rows, format_option
+from facelabel.exports import FORMATS, write
 
 JOB_COLUMNS = (
     "id",
@@ -26,32 +30,70 @@ JOB_COLUMNS = (
 )
 
 
+FILTERS = (
+    click.option("--has", multiple=True, type=click.Choice(ATTRIBUTES), help="Face shows this (repeatable)."),
+    click.option(
+        "--not",
+        "lacks",
+        multiple=True,
+        type=click.Choice(ATTRIBUTES),
+        help="Face does not show this (repeatable).",
+    ),
+    job_option("Only faces of images in this job."),
+    click.option(
+        "--path", "path_glob", metavar="GLOB", help="Absolute path matches GLOB (* also matches /)."
+    ),
+    click.option(
+        "--min-prob",
+        type=click.FloatRange(0, 1),
+        metavar="P",
+        help="Each --has attribute has probability >= P (without --has: any attribute does).",
+    ),
+    click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N rows."),
+    click.option(
+        "--model-version",
+        metavar="NAME",
+        help="Results of this model version (default: each image's newest).",
+    ),
+)
+
+
+def face_filters(command):
+    """The options that choose faces, shared by ``query`` and ``export``."""
+    for option in reversed(FILTERS):
+        command = option(command)
+    return command
+
+
+def filtered_faces(session, *, has, lacks, job_id, path_glob, min_prob, limit, model_version):
+    """The faces the filter options choose (``query``'s rows), streamed."""
+    from db.models import ModelVersion
+
+    both = set(has) & set(lacks)
+    if both:
+        raise click.UsageError(f"--has and --not both name {', '.join(sorted(both))}")
+    version_id = None
+    if model_version is not None:
+        version_id = session.scalar(select(ModelVersion.id).where(ModelVersion.name == model_version))
+        if version_id is None:
+            raise click.ClickException(f"no model version {model_version!r} (see `facelabel models list`)")
+    return queries.query_faces(
+        session,
+        has=has,
+        lacks=lacks,
+        job_id=job_id,
+        path_glob=path_glob,
+        min_prob=min_prob,
+        limit=limit,
+        model_version_id=version_id,
+    )
+
+
 @click.command()
-@click.option("--has", multiple=True, type=click.Choice(ATTRIBUTES), help="Face shows this (repeatable).")
-@click.option(
-    "--not",
-    "lacks",
-    multiple=True,
-    type=click.Choice(ATTRIBUTES),
-    help="Face does not show this (repeatable).",
-)
-@job_option("Only faces of images in this job.")
-@click.option("--path", "path_glob", metavar="GLOB", help="Absolute path matches GLOB (* also matches /).")
-@click.option(
-    "--min-prob",
-    type=click.FloatRange(0, 1),
-    metavar="P",
-    help="Each --has attribute has probability >= P (without --has: any attribute does).",
-)
-@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N rows.")
-@click.option(
-    "--model-version",
-    metavar="NAME",
-    help="Results of this model version (default: each image's newest).",
-)
+@face_filters
 @format_option()
 @click.pass_obj
-def query(settings, has, lacks, job_id, path_glob, min_prob, limit, model_version, fmt):
+def query(settings, fmt, **filters):
     """One row per face, ordered by path and face (0 = largest). Human corrections replace
     the model's labels (the table marks them in ``corrected``).
 
@@ -59,37 +101,34 @@ def query(settings, has, lacks, job_id, path_glob, min_prob, limit, model_versio
     facelabel query --has eyeglasses --not hat --format csv
     facelabel query --path '*/holiday/*' --min-prob 0.9 --has beard
     """
-    from db.models import ModelVersion
-
-    both = set(has) & set(lacks)
-    if both:
-        raise click.UsageError(f"--has and --not both name {', '.join(sorted(both))}")
     sessions = sessions_for(settings)
-    check_job(sessions, job_id)
+    check_job(sessions, filters["job_id"])
     with sessions() as session:
-        version_id = None
-        if model_version is not None:
-            version_id = session.scalar(select(ModelVersion.id).where(ModelVersion.name == model_version))
-            if version_id is None:
-                raise click.ClickException(
-                    f"no model version {model_version!r} (see `facelabel models list`)"
-                )
-        rows = _CorrectionCounter(
-            queries.query_faces(
-                session,
-                has=has,
-                lacks=lacks,
-                job_id=job_id,
-                path_glob=path_glob,
-                min_prob=min_prob,
-                limit=limit,
-                model_version_id=version_id,
-            )
-        )
+        rows = _CorrectionCounter(filtered_faces(session, **filters))
         columns = queries.FACE_COLUMNS + ("corrected",) if fmt == "table" else queries.FACE_COLUMNS
         emit_rows(rows, columns, fmt)
     if rows.corrected and fmt != "table":
         click.echo(f"{rows.corrected} faces show human corrections instead of the model's labels", err=True)
+
+
+@click.command()
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True, help="Output format.")
+@face_filters
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), required=True, help="File to write.")
+@click.pass_obj
+def export(settings, fmt, out, **filters):
+    """Write the chosen faces as Parquet, CSV, JSON lines or COCO: the ``query`` columns plus
+    job, detector, detection confidence, corrected attributes and image size.
+
+    \b
+    facelabel export --format parquet --job 3 --out faces.parquet
+    facelabel export --format coco --has hat --out hats.json
+    """
+    sessions = sessions_for(settings)
+    check_job(sessions, filters["job_id"])
+    with sessions() as session:
+        count = write(filtered_faces(session, **filters), fmt, Path(out))
+    click.echo(f"{count} faces written to {out}", err=True)
 
 
 class _CorrectionCounter:
@@ -202,4 +241,4 @@ def report(settings, job_id, out):
     click.echo(f"wrote {out}")
 
 
-COMMANDS = (query, stats, jobs, job, failures, report)
+COMMANDS = (query, export, stats, jobs, job, failures, report)
