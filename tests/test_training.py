@@ -173,3 +173,28 @@ def test_split_option_is_checked(tmp_path):
         ],
     )
     assert result.exit_code == 2
+
+
+def test_records_split_by_person_keep_each_person_in_one_split(tmp_path):
+    folder = images.synthetic_celeba(tmp_path, count=40)
+    people = [f"{index + 1:06d}.jpg {index // 3}" for index in range(40)]  # 3 images a person
+    (tmp_path / "identity_CelebA.txt").write_text("\n".join(people) + "\n")
+    selection = tmp_path / "sel.json"
+    invoke("data", "convert", "--annotation", tmp_path / "list_attr_celeba.txt", "--json", selection)
+    invoke(
+        "data", "tfrecords", "--json", selection, "--images", folder, "--out", tmp_path / "rec",
+        "--split", "60,20,20", "--identities", tmp_path / "identity_CelebA.txt", "--size", 32,
+    )  # fmt: skip
+    manifest = json.loads((tmp_path / "rec" / "manifest.json").read_text())
+    assert manifest["split"] == {"ratios": [60, 20, 20], "seed": 0, "by": "person"}
+    import tensorflow as tf
+
+    feature = {"name": tf.io.FixedLenFeature([], tf.string)}
+    persons = {}
+    for name in ("train", "val", "test"):
+        files = sorted(str(p) for p in (tmp_path / "rec").glob(f"{name}-*.tfrecord"))
+        records = tf.data.TFRecordDataset(files)
+        names = [tf.io.parse_single_example(r, feature)["name"].numpy() for r in records]
+        persons[name] = {(int(n[:6]) - 1) // 3 for n in names}  # the person of each image
+    assert not (persons["train"] & persons["val"] or persons["train"] & persons["test"])
+    assert not persons["val"] & persons["test"] and all(persons.values())

@@ -66,12 +66,31 @@ def face_pngs(
         yield buffer.getvalue()
 
 
+def read_identities(path: str | Path) -> dict[str, str]:
+    """CelebA's ``identity_CelebA.txt``: image name → person id."""
+    identities = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        fields = line.split()
+        if len(fields) != 2:
+            raise AnnotationError(f"{path}, line {number}: expected 'IMAGE PERSON', got {line!r}")
+        identities[fields[0]] = fields[1]
+    return identities
+
+
 def assign_splits(
-    examples: list[Example], *, ratios: tuple[int, int, int] | None, seed: int, stable: bool = False
+    examples: list[Example],
+    *,
+    ratios: tuple[int, int, int] | None,
+    seed: int,
+    stable: bool = False,
+    identities: dict[str, str] | None = None,
 ) -> dict[str, list[Example]]:
     """Official partitions (identity-disjoint) when ``ratios`` is None, else a cut by
-    ``ratios`` (image-level: the same person can land in two splits): a seeded shuffle, or
-    with ``stable`` a hash of each image name, so an image keeps its split as data grows."""
+    ``ratios``: by person with ``identities`` (each person's images in one split, people in a
+    seeded order), else by image (the same person can land in two splits), a seeded shuffle
+    or with ``stable`` a hash of each image name, so an image keeps its split as data grows."""
+    if ratios is not None and identities is not None:
+        return _by_person(examples, ratios, seed, identities)
     if ratios is None:
         if any(e.partition is None for e in examples):
             raise AnnotationError("--official-partition needs a selection made with --partition")
@@ -91,6 +110,37 @@ def assign_splits(
     return {"train": shuffled[:cut_train], "val": shuffled[cut_train:cut_val], "test": shuffled[cut_val:]}
 
 
+def _split_description(ratios, seed: int, stable: bool, identities) -> str | dict:
+    if ratios is None:
+        return "official"
+    if identities is not None:
+        return {"ratios": list(ratios), "seed": seed, "by": "person"}
+    return {"ratios": list(ratios), "by": "name hash"} if stable else {"ratios": list(ratios), "seed": seed}
+
+
+def _by_person(
+    examples: list[Example], ratios: tuple[int, int, int], seed: int, identities: dict[str, str]
+) -> dict[str, list[Example]]:
+    missing = [e.image for e in examples if e.image not in identities]
+    if missing:
+        raise AnnotationError(f"{len(missing)} images have no person in the identity file, e.g. {missing[0]}")
+    people: dict[str, list[Example]] = {}
+    for example in examples:
+        people.setdefault(identities[example.image], []).append(example)
+    order = sorted(people)
+    random.Random(seed).shuffle(order)
+    total = sum(ratios)
+    cut_train = len(examples) * ratios[0] / total
+    cut_val = cut_train + len(examples) * ratios[1] / total
+    splits: dict[str, list[Example]] = {s: [] for s in SPLITS}
+    placed = 0
+    for person in order:
+        name = "train" if placed < cut_train else "val" if placed < cut_val else "test"
+        splits[name].extend(people[person])
+        placed += len(people[person])
+    return splits
+
+
 def build_records(
     selection: str | Path,
     images: str | Path,
@@ -102,6 +152,7 @@ def build_records(
     threads: int = 4,
     framing: str = "aligned",
     stable: bool = False,
+    identities: dict[str, str] | None = None,
 ) -> dict:
     """Write ``out/{split}-NNNNN-of-NNNNN.tfrecord`` shards and ``out/manifest.json``."""
     import tensorflow as tf
@@ -109,17 +160,13 @@ def build_records(
     images, out = Path(images), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     examples = load_selection(selection)
-    splits = assign_splits(examples, ratios=ratios, seed=seed, stable=stable)
+    splits = assign_splits(examples, ratios=ratios, seed=seed, stable=stable, identities=identities)
     manifest = {
         "size": size,
         "framing": framing,
         "attributes": list(ATTRIBUTES),
         "selection_sha256": hashlib.sha256(Path(selection).read_bytes()).hexdigest(),
-        "split": "official"
-        if ratios is None
-        else {"ratios": list(ratios), "by": "name hash"}
-        if stable
-        else {"ratios": list(ratios), "seed": seed},
+        "split": _split_description(ratios, seed, stable, identities),
         "splits": {},
     }
 

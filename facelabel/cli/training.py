@@ -64,7 +64,14 @@ def _ratios(value: str | None):
 @click.option(
     "--out", type=click.Path(file_okay=False), required=True, help="Folder for shards and manifest."
 )
-@click.option("--split", metavar="T,V,T", help="Random image-level split, e.g. 80,10,10 (the default).")
+@click.option(
+    "--split", metavar="T,V,T", help="Random split, e.g. 80,10,10 (default); by image unless --identities."
+)
+@click.option(
+    "--identities",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CelebA's identity_CelebA.txt: split by person, each person's images in one split.",
+)
 @click.option("--official-partition", is_flag=True, help="CelebA's identity-disjoint train/val/test.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -75,24 +82,27 @@ def _ratios(value: str | None):
     type=click.Choice(["aligned", "detected"]),
     default="aligned",
     show_default=True,
-    help="aligned: the whole (already aligned) image; detected: MTCNN's largest face, cropped as "
-    "a worker crops faces in photos (images with no face are skipped and counted).",
+    help="aligned: the whole (already aligned) image; detected: the detector's largest face "
+    "(FACELABEL_DETECTOR), cropped as a worker crops faces in photos (images with no face are "
+    "skipped and counted).",
 )
-def tfrecords(selection, images, out, split, official_partition, seed, size, framing):
+def tfrecords(selection, images, out, split, identities, official_partition, seed, size, framing):
     """Write sharded TFRecords of face crops (the worker's own crop) with labels.
 
     \b
     facelabel data tfrecords --json selected.json --images img_align_celeba/ \\
         --out records/ --official-partition
     """
-    from trainer.records import build_records
+    from trainer.records import build_records, read_identities
 
-    load_tensorflow()
-
-    if split and official_partition:
-        raise click.UsageError("--split and --official-partition exclude each other")
+    if official_partition and (split or identities):
+        raise click.UsageError("--official-partition excludes --split and --identities")
     ratios = None if official_partition else _ratios(split or "80,10,10")
-    manifest = build_records(selection, images, out, ratios=ratios, seed=seed, size=size, framing=framing)
+    people = read_identities(identities) if identities else None
+    load_tensorflow()
+    manifest = build_records(
+        selection, images, out, ratios=ratios, seed=seed, size=size, framing=framing, identities=people
+    )
     for name, info in manifest["splits"].items():
         click.echo(
             f"{name}: {info['images']} images, {info['skipped']} skipped, positives {info['positives']}"
