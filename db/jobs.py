@@ -70,6 +70,11 @@ def mark_scanned(session: Session, job_id: int, *, images: int, skipped: int) ->
     )
 
 
+def mark_interrupted(session: Session, job_id: int) -> None:
+    """The scan or the sending of a job stopped part way: it will not complete by itself."""
+    session.execute(update(Job).where(Job.id == job_id).values(status="interrupted", finished_at=_now()))
+
+
 def known_images(session: Session, model_version_id: int, detector: str, digests: Iterable[str]) -> set[str]:
     """The digests among ``digests`` whose content this model version and detector have
     already labelled."""

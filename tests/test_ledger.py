@@ -101,3 +101,25 @@ def test_job_resume_sends_the_unfinished_chunks_again(tmp_path, sqlite_url, redi
     assert "job 1: 3 unfinished chunks sent again" in result.stderr
     assert json.loads(result.stdout)[0]["chunks"] == 3
     assert redis.Redis.from_url(redis_url).llen("label") == 3
+
+
+def test_a_job_whose_sending_stops_is_marked_interrupted(tmp_path, sqlite_url):
+    images.folder_of_images(tmp_path / "photos", 5)
+    sessions = open_database(sqlite_url)
+
+    def send(job_id, paths, chunk_id):
+        raise ConnectionError("the broker went away")
+
+    with pytest.raises(ConnectionError):
+        submit_job(
+            sessions,
+            [str(tmp_path / "photos")],
+            settings=Settings(db_url=sqlite_url, chunk_size=2),
+            aligned=True,
+            batch_size=8,
+            model=None,
+            send=send,
+        )
+    with sessions() as session:
+        job = session.scalars(select(Job)).one()
+        assert job.status == "interrupted" and job.finished_at is not None

@@ -15,7 +15,7 @@ from typing import Callable, Iterator, Sequence
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.chunks import add_chunks
-from db.jobs import create_job, mark_scanned
+from db.jobs import create_job, mark_interrupted, mark_scanned
 from db.registry import resolve_model
 from facelabel.confined import job_roots
 from facelabel.settings import BUNDLED_MODEL, Settings
@@ -109,17 +109,26 @@ def submit_job(
             model_version_id=version.id,
         )
         job_id = job.id
-    on_job(job_id)
     counts = ScanCounts()
-    found = scan(absolute, counts)
-    chunks = iter(lambda: list(islice(found, settings.chunk_size)), [])
+    try:
+        on_job(job_id)
+        _send_chunks(sessions, job_id, scan(absolute, counts), settings.chunk_size, send)
+    except BaseException:  # a broker gone, Ctrl-C, a bug: the job will not complete by itself
+        with sessions.begin() as session:
+            mark_interrupted(session, job_id)
+        raise
+    with sessions.begin() as session:
+        mark_scanned(session, job_id, images=counts.images, skipped=counts.skipped)
+    return job_id, counts
+
+
+def _send_chunks(sessions, job_id: int, found: Iterator[str], size: int, send) -> None:
+    """Chunks of ``size`` paths, recorded in the ledger (a batch per transaction), then sent."""
+    chunks = iter(lambda: list(islice(found, size)), [])
     number = 0
     while group := list(islice(chunks, LEDGER_BATCH)):
-        with sessions.begin() as session:  # in the ledger before it is sent
+        with sessions.begin() as session:
             ids = add_chunks(session, job_id, number, group)
         number += len(group)
         for chunk_id, paths in zip(ids, group):
             send(job_id, paths, chunk_id)
-    with sessions.begin() as session:
-        mark_scanned(session, job_id, images=counts.images, skipped=counts.skipped)
-    return job_id, counts

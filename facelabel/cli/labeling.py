@@ -144,6 +144,7 @@ def enqueue(settings, paths, aligned, wait, timeout, batch_size, model):
     \b
     facelabel enqueue ~/photos --wait
     """
+    from kombu.exceptions import OperationalError
     from kombu.utils.url import maybe_sanitize_url
 
     from worker.celery_app import app
@@ -158,9 +159,13 @@ def enqueue(settings, paths, aligned, wait, timeout, batch_size, model):
         with app.producer_or_acquire(app.amqp.Producer(connection)) as producer:  # one for all chunks
 
             def send(job_id: int, chunk: list[str], chunk_id: int) -> None:
-                label_chunk_task.apply_async(
-                    args=(job_id, chunk), kwargs={"chunk_id": chunk_id}, producer=producer
-                )
+                try:
+                    label_chunk_task.apply_async(
+                        args=(job_id, chunk), kwargs={"chunk_id": chunk_id}, producer=producer
+                    )
+                except OperationalError as exc:
+                    reason = f"job {job_id} interrupted: the broker went away ({exc}); enqueue again"
+                    raise click.ClickException(settings.redact(reason)) from None
 
             sessions, job_id, counts = _submit(settings, paths, aligned, batch_size, model, send)
     click.echo(job_id)
