@@ -31,12 +31,16 @@ def claim_chunk(session: Session, chunk_id: int, worker: str) -> Chunk | None:
     return chunk
 
 
-def beat(session: Session, chunk_id: int, *, current: str | None = None, moving: bool = False) -> None:
-    """The claiming worker is alive (and, when ``moving``, now on file ``current``)."""
-    values = {"heartbeat_at": utcnow()}
-    if moving:
-        values["current"] = current
-    session.execute(update(Chunk).where(Chunk.id == chunk_id, Chunk.status == "claimed").values(**values))
+def beat(session: Session, chunk_id: int, **values) -> None:
+    """The claiming worker is alive (``values``: other columns to set with it)."""
+    claimed = and_(Chunk.id == chunk_id, Chunk.status == "claimed")
+    session.execute(update(Chunk).where(claimed).values(heartbeat_at=utcnow(), **values))
+
+
+def note_file(session: Session, chunk_id: int, path: str) -> None:
+    """A file-by-file pass is now on ``path`` (its stored form): if the worker dies, the next
+    pass knows which file to blame."""
+    beat(session, chunk_id, current=path)
 
 
 def finish_chunk(session: Session, chunk_id: int) -> None:

@@ -1,7 +1,7 @@
 """One settings object, read from ``FACELABEL_*`` environment variables.
 
 Each field carries its default and meaning once; the README's configuration table and
-``deploy/.env.example`` are generated from them (``python -m facelabel.settings``).
+``deploy/.env.example`` are generated from them (``make settings-docs``).
 """
 
 from __future__ import annotations

@@ -132,6 +132,10 @@ def _wild_section(path: Path, val: dict) -> list[str]:
     share = ", ".join(f"{k.replace('_', ' ')} {100 * v:.0f} %" for k, v in default["share"].items())
     return lines + [
         "",
+        "These photos chose the default detector and framing (the best face-0 macro-F1 of the "
+        f"{len(runs)} pairs), so the default's figures here flatter it: they are not an independent "
+        "estimate of its quality on new photos.",
+        "",
         f"Face 0 with the default, {DEFAULT_DETECTOR} framed by its {DEFAULT_FRAMING} "
         f"(time: {share}; classifier on {default['runtime']}):",
         "",

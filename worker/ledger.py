@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.chunks import beat, claim_chunk, finish_chunk
+from db.chunks import beat, claim_chunk, finish_chunk, note_file
 from db.jobs import Outcome, record_chunk, recorded_paths
 from facelabel.paths import stored_path
 
@@ -92,7 +92,7 @@ def file_by_file(
             outcome = Outcome(path=path, reason=DIED_ON_IT)
         else:
             with sessions.begin() as session:
-                beat(session, claim.chunk_id, current=stored_path(path), moving=True)
+                note_file(session, claim.chunk_id, stored_path(path))
             (outcome,) = label(sessions, plan, [path])
         with sessions.begin() as session:
             record_chunk(session, plan.job_id, plan.version.id, plan.detector, [outcome])

@@ -78,13 +78,16 @@ def get_classifier(
         if classifier is None:
             log.info("loading model %s on %s", model_path, runtime)
             artifact = load_artifact(model_path)
-            if sha256 is not None and artifact.weights_sha256() != sha256:
+            digest = artifact.weights_sha256() if sha256 is not None or runtime == "litert" else None
+            if sha256 is not None and digest != sha256:
                 raise ArtifactError(f"{artifact.weights_path} changed since it was registered")
             if runtime == "keras":
                 classifier = Classifier(artifact)
             else:
                 threads = settings.runtime_threads or len(os.sched_getaffinity(0))
-                classifier = LiteClassifier(artifact, cache_dir=settings.cache_dir, threads=threads)
+                classifier = LiteClassifier(
+                    artifact, cache_dir=settings.cache_dir, threads=threads, digest=digest
+                )
             _loaded.clear()
             _loaded[(model_path, runtime)] = classifier
         return classifier

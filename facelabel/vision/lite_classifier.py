@@ -31,13 +31,10 @@ TOLERANCE = 1e-4  # max abs difference from Keras on the check batch
 class LiteClassifier:
     """uint8 face crops in, one probability per attribute out, on LiteRT."""
 
-    def __init__(self, artifact: ModelArtifact, *, cache_dir: Path, threads: int):
+    def __init__(self, artifact: ModelArtifact, *, cache_dir: Path, threads: int, digest: str | None = None):
         self.artifact = artifact
-        self.size = artifact.input_size
-        self.path = converted(artifact, cache_dir)
-        self._runner = interpreter(self.path, threads=threads)
-        (source,), (target,) = self._runner.get_input_details(), self._runner.get_output_details()
-        self._input, self._output, self._batch = source["index"], target["index"], None
+        self.path = converted(artifact, cache_dir, digest or artifact.weights_sha256())
+        self._run = _Runner(self.path, size=artifact.input_size, threads=threads)
         self._lock = threading.Lock()  # one interpreter: one batch at a time
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
@@ -45,18 +42,30 @@ class LiteClassifier:
         if len(pixels) == 0:
             return np.zeros((0, 4), dtype=np.float32)
         with self._lock:
-            if self._batch != len(pixels):
-                self._runner.resize_tensor_input(self._input, [len(pixels), self.size, self.size, 3])
-                self._runner.allocate_tensors()
-                self._batch = len(pixels)
-            self._runner.set_tensor(self._input, np.ascontiguousarray(pixels, dtype=np.uint8))
-            self._runner.invoke()
-            return self._runner.get_tensor(self._output).copy()
+            return self._run(pixels)
 
 
-def converted(artifact: ModelArtifact, cache_dir: Path) -> Path:
-    """The checked flatbuffer of ``artifact``, converting it first if the cache lacks it."""
-    digest = artifact.weights_sha256()
+class _Runner:
+    """A LiteRT interpreter fed uint8 batches of any size (its input is resized on change)."""
+
+    def __init__(self, model: Path | bytes, *, size: int, threads: int):
+        self.interpreter, self.size, self.batch = interpreter(model, threads=threads), size, None
+        (source,), (target,) = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        self.input, self.output = source["index"], target["index"]
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        if self.batch != len(pixels):
+            self.interpreter.resize_tensor_input(self.input, [len(pixels), self.size, self.size, 3])
+            self.interpreter.allocate_tensors()
+            self.batch = len(pixels)
+        self.interpreter.set_tensor(self.input, np.ascontiguousarray(pixels, dtype=np.uint8))
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output).copy()
+
+
+def converted(artifact: ModelArtifact, cache_dir: Path, digest: str) -> Path:
+    """The checked flatbuffer of ``artifact`` (whose weights hash to ``digest``), converting it
+    first if the cache lacks it."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     path, sidecar = cache_dir / f"{digest}.tflite", cache_dir / f"{digest}.json"
     with open(cache_dir / f"{digest}.lock", "w") as lock:  # one conversion at a time per model
@@ -93,13 +102,8 @@ def _convert(artifact: ModelArtifact) -> tuple[bytes, float]:
     flat = tf.lite.TFLiteConverter.from_concrete_functions([frozen], keras_model.model).convert()
     size = artifact.input_size
     pixels = np.random.default_rng(0).integers(0, 256, (8, size, size, 3), np.uint8)
-    runner = interpreter(flat, threads=1)
-    (source,), (target,) = runner.get_input_details(), runner.get_output_details()
-    runner.resize_tensor_input(source["index"], list(pixels.shape))
-    runner.allocate_tensors()
-    runner.set_tensor(source["index"], pixels)
-    runner.invoke()
-    difference = float(np.abs(runner.get_tensor(target["index"]) - keras_model.predict(pixels)).max())
+    lite = _Runner(flat, size=size, threads=1)(pixels)
+    difference = float(np.abs(lite - keras_model.predict(pixels)).max())
     if difference > TOLERANCE:
         raise ArtifactError(
             f"{artifact.name}: the LiteRT conversion differs from Keras by {difference:.2g} "
