@@ -198,3 +198,64 @@ def test_records_split_by_person_keep_each_person_in_one_split(tmp_path):
         persons[name] = {(int(n[:6]) - 1) // 3 for n in names}  # the person of each image
     assert not (persons["train"] & persons["val"] or persons["train"] & persons["test"])
     assert not persons["val"] & persons["test"] and all(persons.values())
+
+
+def test_crossval_predicts_each_person_by_a_model_that_never_saw_them(tmp_path, sqlite_url):
+    """3 folds by person + a test split: out-of-fold predictions for every fold image, thresholds
+    from them on the final model, the test people scored by the final model only."""
+    folder = images.synthetic_celeba(tmp_path, count=60)
+    people = [f"{index + 1:06d}.jpg p{index // 2}" for index in range(60)]  # 2 images a person
+    (tmp_path / "identity_CelebA.txt").write_text("\n".join(people) + "\n")
+    selection = tmp_path / "sel.json"
+    invoke("data", "convert", "--annotation", tmp_path / "list_attr_celeba.txt", "--json", selection)
+    invoke(
+        "data", "tfrecords", "--json", selection, "--images", folder, "--out", tmp_path / "rec",
+        "--identities", tmp_path / "identity_CelebA.txt", "--folds", 3, "--test-percent", 20, "--size", 32,
+    )  # fmt: skip
+    manifest = json.loads((tmp_path / "rec" / "manifest.json").read_text())
+    assert set(manifest["splits"]) == {"fold0", "fold1", "fold2", "test"}
+    arguments = (
+        "--db", sqlite_url, "crossval", "--records", tmp_path / "rec", "--identities",
+        tmp_path / "identity_CelebA.txt", "--work", tmp_path / "cv", "--name", "cv-final", "--model",
+        "mobilenet", "--weights", "none", "--epochs", 1, "--batch-size", 16,
+    )  # fmt: skip
+    out = invoke(*arguments)
+    assert "registered" in out
+
+    oof = [json.loads(line) for line in (tmp_path / "cv" / "oof.jsonl").read_text().splitlines()]
+    in_folds = sum(manifest["splits"][f"fold{k}"]["images"] for k in range(3))
+    assert len(oof) == in_folds == len({r["image"] for r in oof})
+    for fold in range(3):
+        trained = load_artifact(tmp_path / "cv" / "folds" / f"fold{fold}").meta["training"]["data"]["train"]
+        assert all(not spec.endswith(f"fold{fold}") for spec in trained) and len(trained) == 2
+    person_fold = {}
+    for row in oof:
+        assert person_fold.setdefault(row["person"], row["fold"]) == row["fold"]
+
+    report = json.loads((tmp_path / "cv" / "crossval.json").read_text())
+    pooled = report["sets"]["all training folders"]
+    assert pooled["faces"] == in_folds and report["folds"] == 3
+    low, high = pooled["macro_f1_95"]
+    assert low <= high
+    final = load_artifact(tmp_path / "cv" / "models" / "cv-final")
+    assert final.thresholds == report["thresholds"]
+    assert "cross-validation" in final.meta["thresholds_from"]
+    test = json.loads((tmp_path / "cv" / "test.json").read_text())
+    assert test["sets"]["rec"]["faces"] == manifest["splits"]["test"]["images"]
+    assert not set(person_fold) & {f"p{(int(n[:6]) - 1) // 2}" for n in _names(tmp_path / "rec", "test")}
+    (final.directory / "report").mkdir()
+    for name in ("crossval.json", "test.json"):
+        (final.directory / "report" / name).write_text((tmp_path / "cv" / name).read_text())
+    card = render(final.directory, "make model")
+    assert "## Quality on people the model has never seen" in card and "| rec |" in card
+
+    before = (tmp_path / "cv" / "folds" / "fold0" / "model.json").stat().st_mtime_ns
+    invoke(*arguments[:-2], "--name", "cv-final-2")  # a re-run reuses the finished folds
+    assert (tmp_path / "cv" / "folds" / "fold0" / "model.json").stat().st_mtime_ns == before
+
+
+def _names(records, split) -> list[str]:
+    from trainer.dataset import names_of
+    from trainer.records import record_files
+
+    return names_of(record_files(records / split))

@@ -51,3 +51,10 @@ def labels_of(files: list[str], size: int) -> tf.Tensor:
     """All labels of the shards, in record order (for class weights and calibration)."""
     dataset = tf.data.TFRecordDataset(files).map(_parse(size)).map(lambda image, labels: labels)
     return tf.concat(list(dataset.batch(4096)), axis=0)
+
+
+def names_of(files: list[str]) -> list[str]:
+    """The image name of every record, in record order."""
+    spec = {"name": tf.io.FixedLenFeature([], tf.string)}
+    dataset = tf.data.TFRecordDataset(files).map(lambda r: tf.io.parse_single_example(r, spec)["name"])
+    return [name.decode() for batch in dataset.batch(4096) for name in batch.numpy()]

@@ -17,7 +17,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
-
 class Backbone(NamedTuple):
     constructor: str | None  # in keras.applications; None: ported from torch (trainer/torch_port.py)
     preprocessing: str  # see preprocessing()

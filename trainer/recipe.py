@@ -27,6 +27,7 @@ class Recipe:
     unfreeze_fraction: float = 1.0
     batch_size: int = 32
     patience: int = 5
+    fixed_epochs: bool = False  # every epoch runs, the last weights are kept: val chooses nothing
     positive_weight_cap: float = 10.0
     seed: int = 0
 

@@ -110,7 +110,27 @@ def assign_splits(
     return {"train": shuffled[:cut_train], "val": shuffled[cut_train:cut_val], "test": shuffled[cut_val:]}
 
 
-def _split_description(ratios, seed: int, stable: bool, identities) -> str | dict:
+def person_folds(
+    examples: list[Example], *, folds: int, test_percent: int, seed: int, identities: dict[str, str]
+) -> dict[str, list[Example]]:
+    """``fold0`` … ``fold{folds-1}`` and ``test``, by person: a seeded hash of the person id puts
+    ``test_percent`` % of people in ``test`` and spreads the rest over the folds. The hash sees
+    only the person, so every folder built with the same seed puts a person in the same split."""
+    missing = [e.image for e in examples if e.image not in identities]
+    if missing:
+        raise AnnotationError(f"{len(missing)} images have no person in the identity file, e.g. {missing[0]}")
+    splits: dict[str, list[Example]] = {f"fold{i}": [] for i in range(folds)} | {"test": []}
+    for example in examples:
+        digest = hashlib.sha256(f"{seed}:{identities[example.image]}".encode()).hexdigest()
+        bucket = int(digest[:12], 16)
+        name = "test" if bucket % 100 < test_percent else f"fold{(bucket // 100) % folds}"
+        splits[name].append(example)
+    return splits
+
+
+def _split_description(ratios, seed: int, stable: bool, identities, folds: dict | None = None) -> str | dict:
+    if folds is not None:
+        return {"by": "person", "seed": seed, **folds}
     if ratios is None:
         return "official"
     if identities is not None:
@@ -153,20 +173,25 @@ def build_records(
     framing: str = "aligned",
     stable: bool = False,
     identities: dict[str, str] | None = None,
+    folds: dict | None = None,
 ) -> dict:
-    """Write ``out/{split}-NNNNN-of-NNNNN.tfrecord`` shards and ``out/manifest.json``."""
+    """Write ``out/{split}-NNNNN-of-NNNNN.tfrecord`` shards and ``out/manifest.json``; with
+    ``folds`` ({"folds": k, "test_percent": p}) the splits are person folds (``person_folds``)."""
     import tensorflow as tf
 
     images, out = Path(images), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     examples = load_selection(selection)
-    splits = assign_splits(examples, ratios=ratios, seed=seed, stable=stable, identities=identities)
+    if folds is not None:
+        splits = person_folds(examples, seed=seed, identities=identities, **folds)
+    else:
+        splits = assign_splits(examples, ratios=ratios, seed=seed, stable=stable, identities=identities)
     manifest = {
         "size": size,
         "framing": framing,
         "attributes": list(ATTRIBUTES),
         "selection_sha256": hashlib.sha256(Path(selection).read_bytes()).hexdigest(),
-        "split": _split_description(ratios, seed, stable, identities),
+        "split": _split_description(ratios, seed, stable, identities, folds),
         "splits": {},
     }
 

@@ -51,6 +51,8 @@ def weighted_bce(weights: np.ndarray):
 
 
 def _fit(model, train, val, *, epochs, lr, loss, patience, directory: Path, phase: str) -> dict:
+    """One phase; with ``patience`` None it runs every epoch and keeps the last weights (val is
+    only measured), else val picks the best epoch, stops early and lowers the learning rate."""
     import keras
 
     done = directory / f"{phase}.done.json"
@@ -65,18 +67,23 @@ def _fit(model, train, val, *, epochs, lr, loss, patience, directory: Path, phas
     )
     callbacks = [
         keras.callbacks.BackupAndRestore(str(directory / f"{phase}.backup")),
-        keras.callbacks.ModelCheckpoint(
-            str(best), monitor="val_auc", mode="max", save_best_only=True, save_weights_only=True
-        ),
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor="val_auc", mode="max", factor=0.3, patience=max(1, patience // 2)
-        ),
         keras.callbacks.CSVLogger(str(directory / f"{phase}.history.csv"), append=True),
     ]
+    if patience is not None:
+        callbacks += [
+            keras.callbacks.ModelCheckpoint(
+                str(best), monitor="val_auc", mode="max", save_best_only=True, save_weights_only=True
+            ),
+            keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience),
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_auc", mode="max", factor=0.3, patience=max(1, patience // 2)
+            ),
+        ]
     started = time.perf_counter()
     history = model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=2)
     seconds = time.perf_counter() - started
+    if patience is None:
+        model.save_weights(str(best))
     model.load_weights(str(best))
     info = {
         "epochs": len(history.history.get("loss", [])),
@@ -88,6 +95,7 @@ def _fit(model, train, val, *, epochs, lr, loss, patience, directory: Path, phas
 
 
 HISTORY = "history.json"
+VAL_THRESHOLDS = "validation split, per attribute, maximising F1"
 
 
 def load_history(directory: str | Path) -> dict | None:
@@ -107,9 +115,16 @@ def predict(model, files: list[str], size: int, batch_size: int = 64) -> tuple[n
 
 
 def train(
-    recipe: Recipe, *, train_specs: list[str], val_spec: str, model_dir: str | Path, name: str | None = None
+    recipe: Recipe,
+    *,
+    train_specs: list[str],
+    val_spec: str,
+    model_dir: str | Path,
+    name: str | None = None,
+    thresholds: tuple[list[float], str] | None = None,
 ) -> Path:
-    """Train per ``recipe`` and save the artifact under ``model_dir/<name>``; returns its path."""
+    """Train per ``recipe`` and save the artifact under ``model_dir/<name>``; returns its path.
+    ``thresholds`` (values, where they come from) replace the ones chosen on val."""
     import keras
 
     keras.utils.set_random_seed(recipe.seed)
@@ -125,10 +140,10 @@ def train(
     phases = _fit_phases(model, recipe, data, weighted_bce(weights), work)
 
     val_probabilities, val_labels = predict(model, data.val_files, data.size)
-    thresholds = best_thresholds(val_probabilities, val_labels)
-    metrics = evaluate_predictions(val_probabilities, val_labels, thresholds)
+    chosen, source = thresholds or (best_thresholds(val_probabilities, val_labels), VAL_THRESHOLDS)
+    metrics = evaluate_predictions(val_probabilities, val_labels, chosen)
     (work / HISTORY).write_text(json.dumps({p: i["history"] for p, i in phases.items()}, default=float))
-    meta = _metadata(name, recipe, data, thresholds, metrics, phases, weights, train_labels)
+    meta = _metadata(name, recipe, data, (chosen, source), metrics, phases, weights, train_labels)
     save_artifact(model, directory, meta)
     return directory
 
@@ -167,10 +182,6 @@ class _TrainingData:
     def framing(self) -> str:
         return self.val_manifest["framing"]
 
-    @property
-    def train_images(self) -> int:
-        return sum(m["splits"]["train"]["images"] for m in self.manifests.values())
-
 
 def _fit_phases(model, recipe: Recipe, data: _TrainingData, loss, work: Path) -> dict[str, dict]:
     """The head on the frozen backbone, then (``recipe.fine_tune``) the unfrozen backbone."""
@@ -178,9 +189,8 @@ def _fit_phases(model, recipe: Recipe, data: _TrainingData, loss, work: Path) ->
         data.train_files, size=data.size, batch_size=recipe.batch_size, training=True, seed=recipe.seed
     )
     val_data = dataset.load(data.val_files, size=data.size, batch_size=64, training=False)
-    fit = functools.partial(
-        _fit, model, train_data, val_data, loss=loss, patience=recipe.patience, directory=work
-    )
+    patience = None if recipe.fixed_epochs else recipe.patience
+    fit = functools.partial(_fit, model, train_data, val_data, loss=loss, patience=patience, directory=work)
     phases = {"head": fit(epochs=recipe.epochs, lr=recipe.lr, phase="head")}
     if recipe.fine_tune:
         trainable = unfreeze(model, fraction=recipe.unfreeze_fraction)
@@ -192,6 +202,7 @@ def _fit_phases(model, recipe: Recipe, data: _TrainingData, loss, work: Path) ->
 def _metadata(name, recipe, data: _TrainingData, thresholds, metrics, phases, weights, train_labels) -> dict:
     """The model card's raw material, stored in ``model.json`` beside the weights."""
     backbone = BACKBONES[recipe.backbone]
+    (values, source), train_images = thresholds, len(train_labels)
     return {
         "name": name,
         "backbone": recipe.backbone,
@@ -200,22 +211,22 @@ def _metadata(name, recipe, data: _TrainingData, thresholds, metrics, phases, we
         "framing": data.framing,
         "attributes": list(ATTRIBUTES),
         "preprocessing": f"inside the model: {backbone.preprocessing} (raw RGB 0-255 in)",
-        "thresholds": {a: round(float(t), 4) for a, t in zip(ATTRIBUTES, thresholds)},
-        "thresholds_from": "validation split, per attribute, maximising F1",
+        "thresholds": {a: round(float(t), 4) for a, t in zip(ATTRIBUTES, values)},
+        "thresholds_from": source,
         "metrics": {"val": metrics},
         "training": {
             "recipe": dataclasses.asdict(recipe),
             "positive_weights": {a: round(float(w), 3) for a, w in zip(ATTRIBUTES, weights)},
             "phases": {p: {k: v for k, v in i.items() if k != "history"} for p, i in phases.items()},
             "train_images_per_second": {
-                phase: round(data.train_images * info["epochs"] / info["seconds"], 1)
+                phase: round(train_images * info["epochs"] / info["seconds"], 1)
                 for phase, info in phases.items()
                 if info["seconds"]
             },
             "data": {
                 "train": data.manifests,
                 "val": {data.val_spec: data.val_manifest},
-                "train_images": data.train_images,
+                "train_images": train_images,
                 "train_positives": {a: int(v) for a, v in zip(ATTRIBUTES, train_labels.sum(axis=0))},
                 "manifests_sha256": hashlib.sha256(
                     json.dumps([data.manifests, data.val_manifest], sort_keys=True).encode()

@@ -93,9 +93,7 @@ def now(settings, wait):
     sessions = sessions_for(settings)
     try:
         with sessions.begin() as session:
-            run_id = claim_run(
-                session, "cli", trainer_alive=lambda: training_lock_held(settings.broker)
-            ).id
+            run_id = claim_run(session, "cli", trainer_alive=lambda: training_lock_held(settings.broker)).id
     except RunBusy as exc:
         raise click.ClickException(f"{exc}; see `facelabel retrain runs`") from None
     except redis.RedisError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -72,6 +73,18 @@ def _ratios(value: str | None):
     type=click.Path(exists=True, dir_okay=False),
     help="CelebA's identity_CelebA.txt: split by person, each person's images in one split.",
 )
+@click.option(
+    "--folds",
+    type=click.IntRange(2, 20),
+    help="With --identities: cross-validation folds fold0… by person, plus a person-disjoint test split.",
+)
+@click.option(
+    "--test-percent",
+    type=click.IntRange(0, 50),
+    default=10,
+    show_default=True,
+    help="With --folds: the share of people held out in 'test'.",
+)
 @click.option("--official-partition", is_flag=True, help="CelebA's identity-disjoint train/val/test.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -86,7 +99,9 @@ def _ratios(value: str | None):
     "(FACELABEL_DETECTOR), cropped as a worker crops faces in photos (images with no face are "
     "skipped and counted).",
 )
-def tfrecords(selection, images, out, split, identities, official_partition, seed, size, framing):
+def tfrecords(
+    selection, images, out, split, identities, folds, test_percent, official_partition, seed, size, framing
+):
     """Write sharded TFRecords of face crops (the worker's own crop) with labels.
 
     \b
@@ -97,11 +112,21 @@ def tfrecords(selection, images, out, split, identities, official_partition, see
 
     if official_partition and (split or identities):
         raise click.UsageError("--official-partition excludes --split and --identities")
+    if folds and (split or not identities):
+        raise click.UsageError("--folds needs --identities and excludes --split")
     ratios = None if official_partition else _ratios(split or "80,10,10")
     people = read_identities(identities) if identities else None
     load_tensorflow()
     manifest = build_records(
-        selection, images, out, ratios=ratios, seed=seed, size=size, framing=framing, identities=people
+        selection,
+        images,
+        out,
+        ratios=ratios,
+        seed=seed,
+        size=size,
+        framing=framing,
+        identities=people,
+        folds={"folds": folds, "test_percent": test_percent} if folds else None,
     )
     for name, info in manifest["splits"].items():
         click.echo(
@@ -109,8 +134,59 @@ def tfrecords(selection, images, out, split, identities, official_partition, see
         )
 
 
+def recipe_options(command):
+    """The options that make a ``Recipe`` (``train`` and ``crossval``)."""
+    options = [
+        click.option("--model", "backbone", default="mobilenet", show_default=True, help="Backbone name."),
+        click.option(
+            "--epochs",
+            type=click.IntRange(min=1),
+            default=40,
+            show_default=True,
+            help="Head epochs (frozen).",
+        ),
+        click.option("--lr", type=float, default=1e-4, show_default=True),
+        click.option(
+            "--weights", default="imagenet", show_default=True, help="imagenet, none, or a weights file."
+        ),
+        click.option(
+            "--fine-tune", is_flag=True, help="Then unfreeze the backbone (BatchNorm stays frozen)."
+        ),
+        click.option("--fine-tune-epochs", type=click.IntRange(min=1), default=10, show_default=True),
+        click.option("--fine-tune-lr", type=float, default=1e-5, show_default=True),
+        click.option(
+            "--unfreeze",
+            "unfreeze_fraction",
+            type=click.FloatRange(0, 1, min_open=True),
+            default=1.0,
+            show_default=True,
+            help="Top fraction of backbone layers to fine-tune.",
+        ),
+        click.option(
+            "--alpha", type=float, default=0.25, show_default=True, help="Width of MobileNet backbones."
+        ),
+        click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
+        click.option(
+            "--positive-weight-cap",
+            type=click.FloatRange(min=1.0),
+            default=10.0,
+            show_default=True,
+            help="Cap on the per-attribute positive weight sqrt(neg/pos); 1 turns weighting off.",
+        ),
+        click.option("--seed", type=int, default=0, show_default=True),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _recipe(backbone, weights, **options):
+    from trainer.recipe import Recipe
+
+    return Recipe(backbone=backbone, weights=None if weights == "none" else weights, **options)
+
+
 @click.command()
-@click.option("--model", "backbone", default="mobilenet", show_default=True, help="Backbone name.")
 @click.option(
     "--train-tfrecord",
     "train_tfrecords",
@@ -121,35 +197,15 @@ def tfrecords(selection, images, out, split, identities, official_partition, see
 )
 @click.option("--val-tfrecord", required=True, metavar="F")
 @click.option("--model-dir", type=click.Path(file_okay=False), required=True)
+@recipe_options
 @click.option(
-    "--epochs", type=click.IntRange(min=1), default=40, show_default=True, help="Head epochs (frozen)."
+    "--fixed-epochs",
+    is_flag=True,
+    help="Run every epoch and keep the last weights: val picks no checkpoint, stops nothing, lowers no rate.",
 )
-@click.option("--lr", type=float, default=1e-4, show_default=True)
-@click.option("--weights", default="imagenet", show_default=True, help="imagenet, none, or a weights file.")
-@click.option("--fine-tune", is_flag=True, help="Then unfreeze the backbone (BatchNorm stays frozen).")
-@click.option("--fine-tune-epochs", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--fine-tune-lr", type=float, default=1e-5, show_default=True)
-@click.option(
-    "--unfreeze",
-    "unfreeze_fraction",
-    type=click.FloatRange(0, 1, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Top fraction of backbone layers to fine-tune.",
-)
-@click.option("--alpha", type=float, default=0.25, show_default=True, help="Width of MobileNet backbones.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option(
-    "--positive-weight-cap",
-    type=click.FloatRange(min=1.0),
-    default=10.0,
-    show_default=True,
-    help="Cap on the per-attribute positive weight sqrt(neg/pos); 1 turns weighting off.",
-)
-@click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--name", help="Version name (default: backbone-size-timestamp).")
 @click.pass_obj
-def train(settings, backbone, train_tfrecords, val_tfrecord, model_dir, weights, name, **options):
+def train(settings, train_tfrecords, val_tfrecord, model_dir, name, **options):
     """Train a model, calibrate its thresholds on val, save and register it.
 
     \b
@@ -157,9 +213,8 @@ def train(settings, backbone, train_tfrecords, val_tfrecord, model_dir, weights,
         --val-tfrecord records/val --model-dir models/ --weights imagenet --fine-tune
     """
     from db.registry import register_model
-    from trainer.recipe import Recipe
 
-    recipe = Recipe(backbone=backbone, weights=None if weights == "none" else weights, **options)
+    recipe = _recipe(**options)
     load_tensorflow()  # only once the recipe is sound
     from trainer.train import train as run
 
@@ -170,6 +225,62 @@ def train(settings, backbone, train_tfrecords, val_tfrecord, model_dir, weights,
         version = register_model(session, directory)
         click.echo(f"model {version.name} saved to {directory} and registered (id {version.id})")
     click.echo(_summary(directory))
+
+
+@click.command()
+@click.option(
+    "--records",
+    "folders",
+    required=True,
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Records built with --identities --folds K: trained on and scored (repeat).",
+)
+@click.option(
+    "--score-only",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Records split the same way, only scored (e.g. photos cropped by the detector).",
+)
+@click.option(
+    "--identities",
+    required=True,
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="identity_CelebA.txt of each folder: intervals resample people.",
+)
+@click.option("--work", type=click.Path(file_okay=False), required=True, help="Folds, predictions, reports.")
+@recipe_options
+@click.option("--name", required=True, help="The final model's version name.")
+@click.pass_obj
+def crossval(settings, folders, score_only, identities, work, name, **options):
+    """Cross-validate a recipe by person, then train the final model on every fold.
+
+    Each fold is predicted by a model that never saw its people, at thresholds chosen on the
+    other folds; the final model ships the thresholds of all out-of-fold predictions and is
+    scored once on the held-out 'test' people. Writes WORK/crossval.json and WORK/test.json.
+
+    \b
+    facelabel crossval --records records/aligned --score-only records/wild \\
+        --identities aligned/identity_CelebA.txt --identities wild/identity_CelebA.txt \\
+        --work cv/ --name v2 --model mobilenetv2-torch --weights port.h5 --fine-tune
+    """
+    from db.registry import register_model
+    from trainer.records import read_identities
+
+    recipe = _recipe(**options)
+    people = {image: person for path in identities for image, person in read_identities(path).items()}
+    load_tensorflow()
+    from trainer.crossval import run
+
+    directory = run(
+        recipe, folders=list(folders), score_only=list(score_only), people=people, work=work, name=name
+    )
+    with sessions_for(settings).begin() as session:
+        version = register_model(session, directory)
+        click.echo(f"model {version.name} saved to {directory} and registered (id {version.id})")
+    click.echo(Path(work, "crossval.json").read_text())
+    click.echo(Path(work, "test.json").read_text())
 
 
 def _summary(directory) -> str:
@@ -212,4 +323,4 @@ def evaluate(model_path, tfrecord, report):
     click.echo(summary_markdown(metrics))
 
 
-COMMANDS = (data, train, evaluate)
+COMMANDS = (data, train, crossval, evaluate)
