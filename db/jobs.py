@@ -142,7 +142,9 @@ def _image_ids(session: Session, images: Sequence[Outcome], digests: set[str]) -
     image_ids = dict(session.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(digests))).all())
     # Writers of the same images take turns (rows locked in one order, so no deadlock): the
     # second one's current flags then see the first one's rows (PostgreSQL; SQLite has one writer).
-    session.execute(select(Image.id).where(Image.id.in_(image_ids.values())).order_by(Image.id).with_for_update())
+    session.execute(
+        select(Image.id).where(Image.id.in_(image_ids.values())).order_by(Image.id).with_for_update()
+    )
     return image_ids
 
 

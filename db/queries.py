@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterator, Sequence
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import Select, and_, case, func, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from db.jobs import superseded
@@ -78,6 +78,7 @@ def job_row(job: Job, model_name: str, done: int, failed: int, faces: int) -> di
         "faces": faces,
         "model_version": model_name,
         "roots": " ".join(job.roots),
+        "finished": job.finished_at,
     }
 
 
@@ -97,7 +98,6 @@ def get_job(session: Session, job_id: int) -> dict[str, Any] | None:
         chunks=session.scalar(select(func.count()).where(Chunk.job_id == job_id)),
         detector=job.options.get("detector"),
         face_framing=job.options.get("face_framing"),
-        finished=job.finished_at,
     )
     return row
 
@@ -156,9 +156,11 @@ def query_faces(
     min_prob: float | None = None,
     limit: int | None = None,
     model_version_id: int | None = None,
+    after: tuple[str, int] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """One dict per face, in ``FACE_COLUMNS`` order plus ``corrected`` (the attributes a
-    person set: their values replace the model's), ordered by path then face."""
+    person set: their values replace the model's) and ``result_id``, ordered by path then
+    face; ``after`` (path, face) starts past that face (keyset pagination)."""
     base = _current_results(job_id, model_version_id).subquery()
     r = aliased(Result, base)
     f = aliased(File, base)
@@ -176,6 +178,8 @@ def query_faces(
         )
     if path_glob:
         conditions.append(f.path.like(glob_to_like(path_glob), escape="\\"))
+    if after is not None:
+        conditions.append(tuple_(f.path, r.face) > tuple_(*after))
     statement = (
         select(
             f.path,
@@ -207,6 +211,7 @@ def query_faces(
         )
         row.update(zip(ATTRIBUTES, shown))
         row["corrected"] = ",".join(a for a, v in zip(ATTRIBUTES, set_by_person) if v is not None)
+        row["result_id"] = result.id
         yield row
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from facelabel.artifact import ATTRIBUTES
 from facelabel.confined import ReadError, read_confined
-from facelabel.vision.imaging import Box, ImageError, crop_face, decode_image
+from facelabel.vision.imaging import Box, Decoded, ImageError, crop_face, decode_image
 
 THUMB = 112
 PER_GROUP = 200
@@ -39,19 +39,43 @@ class Limits:
     max_pixels: int
 
 
-def thumbnail(path: str, box: Box, limits: Limits) -> str | None:
-    """A data: URL of the face crop, or None when the file is gone, unreadable, outside the
-    job's roots, too large, or not a regular file (a FIFO must not hang the report)."""
-    try:
-        data = read_confined(path, limits.roots, max_bytes=limits.max_bytes)
-        decoded = decode_image(data, max_pixels=limits.max_pixels, draft_size=1024)
-    except (ReadError, ImageError):
+def face_jpeg(path: str, box: Box, limits: Limits, size: int = THUMB) -> bytes | None:
+    """The face crop (with a margin) as JPEG, or None when the file is gone, unreadable,
+    outside the job's roots, too large, or not a regular file (a FIFO must not hang a page)."""
+    decoded = _decoded(path, limits)
+    if decoded is None:
         return None
     margin_w, margin_h = box.w // 5, box.h // 5
     padded = Box(box.x - margin_w, box.y - margin_h, box.w + 2 * margin_w, box.h + 2 * margin_h)
     buffer = io.BytesIO()
-    Image.fromarray(crop_face(decoded, padded, THUMB)).save(buffer, "JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+    Image.fromarray(crop_face(decoded, padded, size)).save(buffer, "JPEG", quality=80)
+    return buffer.getvalue()
+
+
+def photo_jpeg(path: str, limits: Limits, longest: int = 1024) -> bytes | None:
+    """The whole photo, upright and at most ``longest`` pixels on its long side, as JPEG."""
+    decoded = _decoded(path, limits)
+    if decoded is None:
+        return None
+    picture = decoded.image.copy()
+    picture.thumbnail((longest, longest))
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def _decoded(path: str, limits: Limits) -> Decoded | None:
+    try:
+        data = read_confined(path, limits.roots, max_bytes=limits.max_bytes)
+        return decode_image(data, max_pixels=limits.max_pixels, draft_size=1024)
+    except (ReadError, ImageError):
+        return None
+
+
+def thumbnail(path: str, box: Box, limits: Limits) -> str | None:
+    """A data: URL of the face crop (``face_jpeg``), or None."""
+    jpeg = face_jpeg(path, box, limits)
+    return None if jpeg is None else "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
 
 
 def render(

@@ -25,7 +25,7 @@ from facelabel.errors import FacelabelError
 BUNDLED_MODEL = Path(str(importlib.resources.files("facelabel") / "models" / "default"))
 PREFIX = "FACELABEL_"
 
-SECRET_BEARING = {"db_url", "broker_url", "db_password", "broker_password"}  # never echoed
+SECRET_BEARING = {"db_url", "broker_url", "db_password", "broker_password", "serve_token"}  # never echoed
 
 # `:`- or `,`-separated lists, as shells write them (not JSON)
 _Paths = Annotated[tuple[Path, ...], NoDecode]
@@ -108,10 +108,16 @@ class Settings(BaseSettings):
         None, ge=1, le=256, description="LiteRT threads per worker process (unset: the CPUs it may use)"
     )
     cache_dir: Path = Field(
-        default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        / "facelabel",
-        description="where models converted for LiteRT are kept (unset: `$XDG_CACHE_HOME/facelabel`, "
-        "else `~/.cache/facelabel`)",
+        default_factory=lambda: (
+            Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "facelabel"
+        ),
+        description="where models converted for LiteRT and the review app's thumbnails are kept "
+        "(unset: `$XDG_CACHE_HOME/facelabel`, else `~/.cache/facelabel`)",
+    )
+    serve_token: SecretStr | None = Field(
+        None,
+        description="`facelabel serve` bound beyond loopback: the token that allows changes "
+        "(unset: a new one is printed at start; never printed otherwise)",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "warning", description="`debug` also shows TensorFlow's start-up lines (`facelabel --verbose`)"

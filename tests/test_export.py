@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,6 +17,8 @@ from click.testing import CliRunner
 from facelabel.cli import main
 from facelabel.exports import COLUMNS
 from tests import images
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +85,50 @@ def test_an_export_of_nothing_is_a_valid_empty_file(labelled, tmp_path):
     out = tmp_path / "none.parquet"
     export(url, "--format", "parquet", "--path", "/nowhere/*", "--out", str(out))
     assert pq.read_table(out).num_rows == 0
+
+
+EXIV2 = shutil.which("exiv2")
+
+
+@pytest.mark.skipif(EXIV2 is None, reason="no exiv2 here (.ci/run installs Debian's)")
+def test_xmp_sidecars_read_back_by_exiv2_give_the_faces_regions(tmp_path):
+    photos = tmp_path / "photos" / "trip"
+    shutil.copytree(EXAMPLES, photos, ignore=shutil.ignore_patterns("*.md"))
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    url = f"sqlite:///{tmp_path / 'facelabel.db'}"
+    assert CliRunner().invoke(main, ["--db", url, "label", str(photos)]).exit_code == 0
+    export(url, "--format", "jsonl", "--out", str(tmp_path / "f.jsonl"))
+    rows = [json.loads(line) for line in (tmp_path / "f.jsonl").read_text().splitlines()]
+    assert "faces written" in export(url, "--format", "xmp", "--out", str(tmp_path / "xmp")).stderr
+
+    for path in {r["path"] for r in rows}:
+        sidecar = tmp_path / "xmp" / (path.lstrip("/") + ".xmp")
+        read = subprocess.run([EXIV2, "-PXkv", str(sidecar)], capture_output=True, text=True, check=True)
+        values = {k: v.strip() for k, _, v in (line.partition(" ") for line in read.stdout.splitlines())}
+        faces = sorted((r for r in rows if r["path"] == path), key=lambda r: r["face"])
+        prefix = "Xmp.mwg-rs.Regions/mwg-rs:RegionList"
+        for number, face in enumerate(faces, 1):
+            area = f"{prefix}[{number}]/mwg-rs:Area/stArea:"
+            x, y, w, h = (float(values[area + k]) for k in "xywh")
+            width, height = face["image_width"], face["image_height"]
+            assert x == pytest.approx((face["box_x"] + face["box_w"] / 2) / width, abs=1e-5)
+            assert y == pytest.approx((face["box_y"] + face["box_h"] / 2) / height, abs=1e-5)
+            assert (w, h) == (
+                pytest.approx(face["box_w"] / width, abs=1e-5),
+                pytest.approx(face["box_h"] / height, abs=1e-5),
+            )
+            assert values[f"{prefix}[{number}]/mwg-rs:Type"].strip() == "Face"
+        assert f"{prefix}[{len(faces) + 1}]/mwg-rs:Type" not in values
+        keywords = values.get("Xmp.lr.hierarchicalSubject", "")
+        for attribute in ("eyeglasses", "beard", "mustache", "hat"):
+            assert (f"facelabel|{attribute}" in keywords) == any(f[attribute] for f in faces)
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before  # photos untouched
+
+
+def test_xmp_needs_a_folder(labelled, tmp_path):
+    url, _, _ = labelled
+    (tmp_path / "file").write_text("")
+    result = CliRunner().invoke(
+        main, ["--db", url, "export", "--format", "xmp", "--out", str(tmp_path / "file")]
+    )
+    assert result.exit_code == 2 and "folder" in result.output

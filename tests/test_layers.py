@@ -1,4 +1,5 @@
-"""The layers' arrows point one way: CLI → worker, trainer → db → core (facelabel/)."""
+"""The layers' arrows point one way: CLI → worker, trainer → db → core (facelabel/); the review
+app (facelabel/web) is a front on db and core that loads no model and sends no work."""
 
 import ast
 from pathlib import Path
@@ -9,7 +10,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # For each layer, the top-level modules its code may never import (at any depth of the file).
 FORBIDDEN = {
-    "core": {"worker", "trainer", "db", "facelabel.cli"},
+    "core": {"worker", "trainer", "db", "facelabel.cli", "facelabel.web"},
+    "web": {"worker", "trainer", "facelabel.cli", "celery", "tensorflow", "keras"},
     "db": {"worker", "trainer", "facelabel.cli", "redis", "celery", "kombu", "tensorflow", "keras"},
     "trainer": {"worker", "facelabel.cli", "celery"},
     "worker": {"facelabel.cli"},
@@ -21,6 +23,8 @@ ALLOWED = {("worker/tasks.py", "trainer")}
 def _layer(path: Path) -> str | None:
     parts = path.relative_to(ROOT).parts
     if parts[0] == "facelabel":
+        if parts[1] == "web":
+            return "web"
         return None if parts[1] in ("cli", "__main__.py") else "core"
     return parts[0] if parts[0] in FORBIDDEN else None
 
@@ -59,12 +63,13 @@ def test_imports_point_down_the_layers():
         ("import redis\n", "db", "imports redis"),
         ("def f():\n    from facelabel.cli import main\n", "worker", "imports facelabel.cli"),
         ("from facelabel import cli\n", "core", "imports facelabel.cli"),
+        ("import tensorflow\n", "web", "imports tensorflow"),
     ],
 )
 def test_the_rule_catches_an_upward_import(tmp_path, monkeypatch, source, layer, expected):
-    folder = {"core": "facelabel"}.get(layer, layer)
+    folder = {"core": "facelabel", "web": "facelabel/web"}.get(layer, layer)
     module = tmp_path / folder / "bad_module.py"
-    module.parent.mkdir()
+    module.parent.mkdir(parents=True)
     module.write_text(source)
     monkeypatch.setitem(globals(), "ROOT", tmp_path)
     assert [v for v in _violations() if expected in v]

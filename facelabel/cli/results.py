@@ -114,16 +114,25 @@ def query(settings, fmt, **filters):
 @click.command()
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True, help="Output format.")
 @face_filters
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), required=True, help="File to write.")
+@click.option(
+    "--out", type=click.Path(writable=True), required=True, help="File to write (for xmp: a folder)."
+)
 @click.pass_obj
 def export(settings, fmt, out, **filters):
-    """Write the chosen faces as Parquet, CSV, JSON lines or COCO: the ``query`` columns plus
-    job, detector, detection confidence, corrected attributes and image size.
+    """Write the chosen faces as Parquet, CSV, JSON lines or COCO (the ``query`` columns plus
+    job, detector, detection confidence, corrected attributes and image size), or as XMP
+    sidecars: one ``.xmp`` per photo under --out, mirroring the photos' tree, with face regions
+    and ``facelabel|<attribute>`` keywords (digiKam, darktable, Lightroom).
 
     \b
     facelabel export --format parquet --job 3 --out faces.parquet
     facelabel export --format coco --has hat --out hats.json
+    facelabel export --format xmp --job 3 --out sidecars/
     """
+    if (fmt == "xmp") != Path(out).is_dir() and Path(out).exists():
+        raise click.BadParameter(
+            "xmp writes into a folder; the other formats into a file", param_hint="--out"
+        )
     sessions = sessions_for(settings)
     check_job(sessions, filters["job_id"])
     with sessions() as session:
