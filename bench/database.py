@@ -34,10 +34,10 @@ INSERT INTO files (id, path, image_id, read_at)
 SELECT i, '/bench/' || (i % 1000) || '/img_' || i || '.jpg', i, now() FROM generate_series(1, :n) AS i;
 INSERT INTO job_items (job_id, file_id, status, faces, finished_at)
 SELECT 1, i, 'done', 1, now() FROM generate_series(1, :n) AS i;
-INSERT INTO results (image_id, model_version_id, face, box_x, box_y, box_w, box_h,
+INSERT INTO results (image_id, model_version_id, detector, face, box_x, box_y, box_w, box_h,
                      p_eyeglasses, p_beard, p_mustache, p_hat,
                      eyeglasses, beard, mustache, hat, is_current)
-SELECT i, 1, 0, 0, 0, 178, 218, p[1], p[2], p[3], p[4],
+SELECT i, 1, 'none', 0, 0, 0, 178, 218, p[1], p[2], p[3], p[4],
        p[1] > 0.95, p[2] > 0.85, p[3] > 0.95, p[4] > 0.95, true
 FROM (SELECT i, ARRAY[random(), random(), random(), random()] AS p FROM generate_series(1, :n) AS i) AS g;
 SELECT setval(pg_get_serial_sequence('images', 'id'), :n);

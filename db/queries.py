@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Iterator, Sequence
 
 from sqlalchemy import Select, and_, case, func, or_, select, tuple_
@@ -169,8 +170,14 @@ def query_faces(
         a: func.coalesce(corrected.c[a], case((getattr(r, a).is_(True), 1), else_=0)).label(f"label_{a}")
         for a in ATTRIBUTES
     }
-    conditions = [labels[a] == 1 for a in has]
-    conditions += [labels[a] == 0 for a in lacks]
+    # a person's value where there is one, else the model's, written so the planner can use
+    # the model columns' statistics (a COALESCE hides them and it guesses almost no rows)
+    conditions = [
+        or_(corrected.c[a] == 1, and_(corrected.c[a].is_(None), getattr(r, a).is_(True))) for a in has
+    ]
+    conditions += [
+        or_(corrected.c[a] == 0, and_(corrected.c[a].is_(None), getattr(r, a).is_(False))) for a in lacks
+    ]
     if min_prob is not None:
         probs = [getattr(r, f"p_{a}") for a in (has or ATTRIBUTES)]
         conditions.append(
@@ -178,8 +185,12 @@ def query_faces(
         )
     if path_glob:
         conditions.append(f.path.like(glob_to_like(path_glob), escape="\\"))
+        prefix = re.split(r"[*?]", path_glob, maxsplit=1)[0]
+        if prefix:  # every match sorts at or after its literal start: the path index can seek
+            conditions.append(f.path >= prefix)
     if after is not None:
-        conditions.append(tuple_(f.path, r.face) > tuple_(*after))
+        # the plain bound lets the planner seek the path index; the pair then breaks the tie
+        conditions += [f.path >= after[0], tuple_(f.path, r.face) > tuple_(*after)]
     statement = (
         select(
             f.path,
