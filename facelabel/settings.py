@@ -25,7 +25,8 @@ from facelabel.errors import FacelabelError
 BUNDLED_MODEL = Path(str(importlib.resources.files("facelabel") / "models" / "default"))
 PREFIX = "FACELABEL_"
 
-SECRET_BEARING = {"db_url", "broker_url", "db_password", "broker_password", "serve_token"}  # never echoed
+# never echoed
+SECRET_BEARING = {"db_url", "broker_url", "db_password", "broker_password", "serve_token", "serve_basic_auth"}
 
 # `:`- or `,`-separated lists, as shells write them (not JSON)
 _Paths = Annotated[tuple[Path, ...], NoDecode]
@@ -118,6 +119,11 @@ class Settings(BaseSettings):
         None,
         description="`facelabel serve` bound beyond loopback: the token that allows changes "
         "(unset: a new one is printed at start; never printed otherwise)",
+    )
+    serve_basic_auth: SecretStr | None = Field(
+        None,
+        description="`user:password` that every page of `facelabel serve` asks for (as Flower's "
+        "FLOWER_BASIC_AUTH); who passes may also make changes",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "warning", description="`debug` also shows TensorFlow's start-up lines (`facelabel --verbose`)"

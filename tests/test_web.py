@@ -180,3 +180,18 @@ def test_jobs_models_and_a_face_page(labelled, tmp_path):
     assert web.get("/face/999999").status_code == 404
     assert web.get("/review/nose").status_code == 404
     assert web.get("/jobs/1").headers["content-security-policy"].startswith("default-src 'self'")
+
+
+def test_with_basic_auth_every_page_asks_for_it(labelled, tmp_path):
+    import base64
+
+    _, _, url = labelled
+    settings = Settings(db_url=url, cache_dir=tmp_path / "cache", serve_basic_auth="ana:pa:ss/word")
+    web = TestClient(create_app(settings, sessions_for(settings), token="t0ken"))
+    assert web.get("/faces").status_code == 401 and web.get("/healthz").status_code == 200
+    wrong = base64.b64encode(b"ana:nope").decode()
+    assert web.get("/faces", headers={"Authorization": f"Basic {wrong}"}).status_code == 401
+    web.headers["Authorization"] = "Basic " + base64.b64encode(b"ana:pa:ss/word").decode()
+    page = web.get("/review/eyeglasses").text
+    _, response = _answer(web, "eyeglasses", page, "no")  # who passed basic auth may change things
+    assert response.status_code == 200 and "Saved face" in response.text

@@ -43,8 +43,10 @@ AUTHOR = "review app"
 
 
 def create_app(settings: Settings, sessions: sessionmaker[Session], *, token: str | None) -> Starlette:
-    """The app; ``token`` None means anyone who can reach it may write (loopback)."""
-    guard = Guard(token)
+    """The app; ``token`` None means anyone who can reach it may write (loopback). With
+    FACELABEL_SERVE_BASIC_AUTH every page but /healthz asks for that credential."""
+    basic = settings.serve_basic_auth.get_secret_value() if settings.serve_basic_auth else None
+    guard = Guard(token, basic)
     images = ImageStore(settings)
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals.update(attributes=ATTRIBUTES, csrf_field=CSRF_FIELD)
@@ -218,16 +220,24 @@ def create_app(settings: Settings, sessions: sessionmaker[Session], *, token: st
         Route("/thumb/{result_id:int}.jpg", thumb),
         Route("/photo/{result_id:int}.jpg", photo),
         Route("/login", login),
+        Route("/healthz", lambda request: Response("ok\n", media_type="text/plain")),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
 
     async def errors(request: Request, exc: HTTPException) -> Response:
         return page(request, "message.html", status_code=exc.status_code, message=exc.detail)
 
+    async def gate(request: Request, call_next) -> Response:
+        if request.url.path != "/healthz" and not guard.let_in(request):
+            return Response(
+                "facelabel: sign in", status_code=401, headers={"WWW-Authenticate": 'Basic realm="facelabel"'}
+            )
+        return await _headers(request, call_next)
+
     return Starlette(
         routes=routes,
         exception_handlers={HTTPException: errors},
-        middleware=[Middleware(BaseHTTPMiddleware, dispatch=_headers)],
+        middleware=[Middleware(BaseHTTPMiddleware, dispatch=gate)],
     )
 
 

@@ -4,6 +4,8 @@ must equal the one in its cookie (double submit), so another site cannot post fo
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import ipaddress
 import secrets
@@ -26,13 +28,25 @@ def is_loopback(host: str) -> bool:
 
 
 class Guard:
-    """The write token (None on loopback) and the checks made on every request."""
+    """The write token (None on loopback), the basic-auth credential (``user:password``, None
+    when pages are open) and the checks made on every request."""
 
-    def __init__(self, token: str | None):
-        self.token = token
+    def __init__(self, token: str | None, basic: str | None = None):
+        self.token, self.basic = token, basic
+
+    def let_in(self, request: Request) -> bool:
+        """Whether the request may see pages: the basic-auth credential, when one is set."""
+        if self.basic is None:
+            return True
+        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+        try:
+            offered = base64.b64decode(encoded, validate=True) if scheme.lower() == "basic" else b""
+        except (binascii.Error, ValueError):
+            offered = b""
+        return hmac.compare_digest(offered, self.basic.encode())
 
     def may_write(self, request: Request) -> bool:
-        if self.token is None:
+        if self.token is None or self.basic is not None:  # loopback, or the visitor passed basic auth
             return True
         shown = request.cookies.get(TOKEN_COOKIE, "")
         header = request.headers.get("authorization", "")
