@@ -14,6 +14,7 @@ from facelabel.errors import FacelabelError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SCHEMA_REVISION = "0006"  # Alembic head; a test keeps the two equal
+MIGRATION_LOCK = 0x6661_6365  # PostgreSQL advisory lock key held while migrating
 
 
 class DatabaseError(FacelabelError):
@@ -58,9 +59,15 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
+    with engine.connect() as connection:
+        # one process migrates at a time; the others wait, then find the schema current
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN EXCLUSIVE")  # waits up to the busy timeout
+        elif connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+        connection.commit()
 
 
 @functools.lru_cache(maxsize=8)

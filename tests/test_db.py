@@ -24,6 +24,27 @@ def test_migrations_build_exactly_the_models(db_url):
         assert compare_metadata(context, Base.metadata) == []
 
 
+def test_processes_creating_a_new_database_at_once_all_succeed(db_url):
+    """Six `facelabel migrate` at once on an empty database: one migrates, the others wait and
+    find the schema current (SQLite used to fail with 'table … already exists')."""
+    import subprocess
+    import sys
+
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "facelabel", "--db", db_url, "migrate"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0] * 6, outputs
+    with make_engine(db_url).connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() == SCHEMA_REVISION
+
+
 def test_schema_revision_constant_is_the_alembic_head():
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
