@@ -3,6 +3,7 @@ gets a plain reason."""
 
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
@@ -127,3 +128,45 @@ def test_random_bytes_are_refused():
 def test_image_names():
     assert is_image_name("A.JPG") and is_image_name("x.tiff") and is_image_name("ñ é.webp")
     assert not is_image_name("notes.txt") and not is_image_name(".jpg") and not is_image_name("jpg")
+
+
+def test_decode_threads_share_one_pixel_budget(monkeypatch):
+    """Four threads decoding images of 60 % of the pixel limit take turns: the pixels decoding
+    at once never exceed the limit (each image alone is allowed; memory stays one image's)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from facelabel.vision import imaging
+
+    budget = imaging.PixelBudget()
+    monkeypatch.setattr(imaging, "DECODING", budget)
+    peak, lock = [0], threading.Lock()
+    real_reserve = budget.reserve
+
+    def watched(pixels, limit):
+        context = real_reserve(pixels, limit)
+
+        class Watch:
+            def __enter__(self):
+                context.__enter__()
+                with lock:
+                    peak[0] = max(peak[0], budget._held)
+                threading.Event().wait(0.05)  # hold it a while, as a real decode would
+
+            def __exit__(self, *exc):
+                return context.__exit__(*exc)
+
+        return Watch()
+
+    monkeypatch.setattr(budget, "reserve", watched)
+    buffer = io.BytesIO()
+    Image.new("RGB", (100, 60), (9, 9, 9)).save(buffer, "PNG")
+    data = buffer.getvalue()
+    with ThreadPoolExecutor(4) as pool:
+        decoded = list(pool.map(lambda _: decode_image(data, max_pixels=10_000), range(8)))
+    assert all(d.image.size == (100, 60) for d in decoded)
+    assert peak[0] == 6_000  # never two at once: 12,000 would pass the 10,000 limit
+    with ThreadPoolExecutor(4) as pool:  # small ones still decode side by side
+        peak[0] = 0
+        list(pool.map(lambda _: decode_image(data, max_pixels=100_000), range(8)))
+    assert peak[0] > 6_000

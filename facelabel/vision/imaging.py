@@ -3,8 +3,10 @@ model pixels, so training and inference see the same crops."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
+import threading
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -20,6 +22,32 @@ _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 # from the settings and a message that names the size; Pillow's own check would only say
 # "decompression bomb" and cannot be configured per call.
 Image.MAX_IMAGE_PIXELS = None
+
+
+class PixelBudget:
+    """Pixels being decoded at once in this process, across decode threads: a decode waits
+    while others hold more than ``limit - its own``, so however many threads run, they hold
+    about one largest-allowed image at a time, while small images still decode side by side."""
+
+    def __init__(self):
+        self._held = 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def reserve(self, pixels: int, limit: int):
+        pixels = min(pixels, limit)  # one image alone always fits
+        with self._changed:
+            self._changed.wait_for(lambda: self._held + pixels <= limit)
+            self._held += pixels
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._held -= pixels
+                self._changed.notify_all()
+
+
+DECODING = PixelBudget()
 
 
 class ImageError(FacelabelError):
@@ -66,9 +94,10 @@ def decode_image(data: bytes, *, max_pixels: int, draft_size: int | None = None)
             raise ImageError(_too_large(width, height, max_pixels))
         if draft_size and image.format == "JPEG":
             image.draft("RGB", _draft_target(width, height, draft_size))
-        image.load()
-        decoded_size = image.size
-        image = ImageOps.exif_transpose(image)
+        with DECODING.reserve(image.size[0] * image.size[1], max_pixels):
+            image.load()
+            decoded_size = image.size
+            image = _to_rgb(ImageOps.exif_transpose(image))
     except UnidentifiedImageError:
         raise ImageError(_unrecognised(data)) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -77,7 +106,7 @@ def decode_image(data: bytes, *, max_pixels: int, draft_size: int | None = None)
         raise ImageError("image has no pixels")
     if image.size != decoded_size:  # rotated a quarter turn by its EXIF orientation
         width, height = height, width
-    return Decoded(_to_rgb(image), width, height)
+    return Decoded(image, width, height)
 
 
 def crop_face(decoded: Decoded, box: Box, size: int) -> np.ndarray:
