@@ -34,10 +34,12 @@ test: services $(VENV)/.port-installed
 	$(PY) -m pytest
 
 # the fault cases alone: killed workers, lost broker messages, poison files, symlink races,
-# passwords, concurrent writers (make test runs them too)
+# passwords, concurrent writers (make test runs them too); then PostgreSQL stopped for a
+# minute mid-job (only here: it takes about three minutes)
 faults: services
 	$(PY) -m pytest tests/test_workers.py tests/test_ledger.py tests/test_confined.py \
-	    tests/test_secrets.py tests/test_db.py -k "killed or lost or restarted or resume or file_that_killed or swapped or fifo or password or two_versions"
+	    tests/test_secrets.py tests/test_db.py -k "killed or lost or restarted or resume or file_that_killed or swapped or fifo or password or two_versions or at_once"
+	$(PY) -m pytest -m outage tests/test_outage.py
 
 # the compose topology as local processes (deploy/README.md); Ctrl-C stops it
 stack: services
