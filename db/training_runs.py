@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db.models import ModelVersion, TrainingRun
@@ -27,8 +28,9 @@ class RunBusy(RunError):
         )
 
 
-def start_run(session: Session, trigger: str) -> TrainingRun:
-    run = TrainingRun(status="queued", trigger=trigger)
+def start_run(session: Session, trigger: str, status: str = "queued") -> TrainingRun:
+    """A new run row (``status`` "skipped" records a firing that did not run)."""
+    run = TrainingRun(status=status, trigger=trigger)
     session.add(run)
     session.flush()
     return run
@@ -43,7 +45,11 @@ def claim_run(session: Session, trigger: str, *, trainer_alive: Callable[[], boo
         busy.finished_at = utcnow()
     elif busy is not None:
         raise RunBusy(busy)
-    return start_run(session, trigger)
+    try:
+        with session.begin_nested():  # another claim may have queued one since the check
+            return start_run(session, trigger)
+    except IntegrityError:
+        raise RunBusy(active_run(session)) from None
 
 
 def cancel_run(session: Session, run_id: int) -> None:

@@ -289,3 +289,21 @@ def test_writers_of_two_versions_at_once_leave_one_current_set(pg_url):
             .group_by(Result.image_id)
         ).all()
     assert len(current) == 40 and all(versions == 1 for _, versions in current)
+
+
+def test_two_retraining_claims_at_once_queue_one_run(db_url, monkeypatch):
+    """The second claim checked before the first one's run was stored: the index refuses its
+    run and it says which run is queued, instead of queueing a duplicate."""
+    from db import training_runs
+
+    sessions = open_database(db_url)
+    with sessions.begin() as session:
+        first = training_runs.claim_run(session, "cli", trainer_alive=lambda: True).id
+    stale = [False, True]  # the second claim's check ran before the first run was stored
+    real = training_runs.active_run
+    monkeypatch.setattr(training_runs, "active_run", lambda session: None if stale.pop() else real(session))
+    with sessions.begin() as session:
+        with pytest.raises(training_runs.RunBusy, match=f"training run {first} is already queued"):
+            training_runs.claim_run(session, "schedule 1", trainer_alive=lambda: True)
+    with sessions() as session:
+        assert [r["id"] for r in training_runs.list_runs(session)] == [first]

@@ -119,8 +119,8 @@ class DatabaseScheduler(Scheduler):
                     session, trigger, trainer_alive=lambda: training_lock_held(settings.broker)
                 ).id
             except RunBusy as busy:
-                run = start_run(session, trigger)
-                run.status, run.decision, run.finished_at = "skipped", str(busy), now
+                run = start_run(session, trigger, status="skipped")
+                run.decision, run.finished_at = str(busy), now
                 log.warning("schedule %d: skipped, %s", schedule_id, busy)
                 return None
         entry = copy.copy(entry)
