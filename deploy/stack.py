@@ -1,9 +1,9 @@
 """The compose topology as local processes (``make stack``; the local-topology test uses it):
 the machine's Redis and PostgreSQL, a migration, N label workers (each with a Prometheus
-endpoint), a trainer worker on queue ``train`` and the beat scheduler. Everything it starts
+endpoint), a trainer worker on queue ``train``, the beat scheduler and the review app. Everything it starts
 runs in its own process group, is listed in ``stack.pids`` and is stopped by PID.
 
-Usage: python deploy/stack.py [--workers 2] [--dir build/stack] [--metrics-port 9101]
+Usage: python deploy/stack.py [--workers 2] [--dir build/stack] [--metrics-port 9101] [--web-port 8765]
 """
 
 from __future__ import annotations
@@ -37,7 +37,15 @@ class Service:
 class LocalStack:
     """Start, check and stop the stack's processes; ``env`` holds the FACELABEL_* settings."""
 
-    def __init__(self, env: dict[str, str], folder: Path, *, workers: int = 2, metrics_port: int = 9101):
+    def __init__(
+        self,
+        env: dict[str, str],
+        folder: Path,
+        *,
+        workers: int = 2,
+        metrics_port: int = 9101,
+        web_port: int = 8765,
+    ):
         self.env, self.folder = {**os.environ, **env}, Path(folder)
         self.services = [
             Service(f"worker{i + 1}", ["worker", "--hostname", f"worker{i + 1}@%h"], {
@@ -48,6 +56,8 @@ class LocalStack:
         ]  # fmt: skip
         self.services.append(Service("trainer", ["worker", "-Q", "train", "--hostname", "trainer@%h"], {}))
         self.services.append(Service("beat", ["beat"], {}))
+        self.services.append(Service("web", ["serve", "--port", str(web_port)], {}))
+        self.web_url = f"http://127.0.0.1:{web_port}"
 
     @property
     def metrics_urls(self) -> list[str]:
@@ -80,7 +90,7 @@ class LocalStack:
     def wait_ready(self, timeout: float = 300) -> dict[str, list[str]]:
         """Wait until every worker answers; returns each worker's consumed queues."""
         app = Celery("facelabel-stack", broker=self.env["FACELABEL_BROKER_URL"])
-        wanted = {s.hostname for s in self.services if s.name != "beat"}
+        wanted = {s.hostname for s in self.services if s.name not in ("beat", "web")}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for service in self.services:
@@ -146,6 +156,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--dir", type=Path, default=Path("build/stack"), help="Logs, PIDs, beat state.")
     parser.add_argument("--metrics-port", type=int, default=9101, help="First worker's; the next get +1.")
+    parser.add_argument("--web-port", type=int, default=8765, help="The review app's (on 127.0.0.1).")
     args = parser.parse_args()
     env = {
         "FACELABEL_DB_URL": os.environ.get(
@@ -153,7 +164,9 @@ def main() -> None:
         ),
         "FACELABEL_BROKER_URL": os.environ.get("FACELABEL_BROKER_URL", "redis://127.0.0.1:6379/0"),
     }
-    stack = LocalStack(env, args.dir, workers=args.workers, metrics_port=args.metrics_port)
+    stack = LocalStack(
+        env, args.dir, workers=args.workers, metrics_port=args.metrics_port, web_port=args.web_port
+    )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     stack.start()
     try:
@@ -161,6 +174,7 @@ def main() -> None:
         for host, names in sorted(queues.items()):
             print(f"{host}: queues {', '.join(names)}")
         print(f"metrics: {' '.join(stack.metrics_urls)}")
+        print(f"review app: {stack.web_url}/")
         print(f"logs and PIDs in {args.dir}; enqueue with:")
         shown = make_url(env["FACELABEL_DB_URL"]).render_as_string(hide_password=True)
         print(f"  FACELABEL_DB_URL={shown} facelabel enqueue PHOTOS --wait  (password: as set)")

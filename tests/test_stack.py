@@ -64,7 +64,9 @@ def test_two_workers_share_a_job_and_everything_stops(tmp_path, pg_url, redis_ur
         "FACELABEL_CHUNK_SIZE": "4",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
-    stack = LocalStack(env, tmp_path / "stack", workers=2, metrics_port=free_port_pair())
+    stack = LocalStack(
+        env, tmp_path / "stack", workers=2, metrics_port=free_port_pair(), web_port=free_port_pair()
+    )
     try:
         stack.start()
         queues = stack.wait_ready()
@@ -96,8 +98,10 @@ def test_two_workers_share_a_job_and_everything_stops(tmp_path, pg_url, redis_ur
         assert sum(per_worker) == count
         for name in ("worker1", "worker2"):  # the healthcheck's liveness file is fresh
             assert time.time() - (tmp_path / "stack" / f"{name}.heartbeat").stat().st_mtime < 30
+        jobs_page = urllib.request.urlopen(stack.web_url + "/jobs", timeout=30).read().decode()
+        assert f'<a href="/faces?job=1">{count}</a>' in jobs_page  # the review app sees the job's faces
         pids = [int(line.split()[1]) for line in (tmp_path / "stack" / "stack.pids").read_text().splitlines()]
-        assert len(pids) == 4
+        assert len(pids) == 5
     finally:
         stack.stop()
     assert not [pid for pid in pids if group_alive(pid)]
