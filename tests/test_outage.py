@@ -97,9 +97,7 @@ def test_a_job_rides_out_postgresql_stopped_for_a_minute(tmp_path, cluster, redi
         cluster.stop()
         time.sleep(60)
         cluster.start()
-        wait_for(
-            lambda: job_status(engine, job_id) == "complete", timeout=300, interval=1, what="completion"
-        )
+        wait_for(lambda: job_status(engine, job_id) == "complete", timeout=300, interval=1, what="completion")
     finally:
         worker.stop()
     with engine.connect() as connection:
@@ -107,9 +105,31 @@ def test_a_job_rides_out_postgresql_stopped_for_a_minute(tmp_path, cluster, redi
         assert _finished(engine, job_id) == count
         failed = select(func.count()).where(JobItem.job_id == job_id, JobItem.status == "failed")
         assert connection.execute(failed).scalar() == 0
-    assert "DatabaseError" in (tmp_path / "w1.log").read_text() or "OperationalError" in (
-        tmp_path / "w1.log"
-    ).read_text()  # it did meet the outage
+    assert (
+        "DatabaseError" in (tmp_path / "w1.log").read_text()
+        or "OperationalError" in (tmp_path / "w1.log").read_text()
+    )  # it did meet the outage
+
+
+def test_a_worker_started_while_postgresql_is_down_labels_once_it_is_back(tmp_path, cluster, redis_url):
+    count = 64
+    images.folder_of_images(tmp_path / "photos", count)
+    env = {"FACELABEL_DB_URL": cluster.url, "FACELABEL_BROKER_URL": redis_url, "FACELABEL_CHUNK_SIZE": "16"}
+    engine = create_engine(cluster.url, pool_pre_ping=True)
+    enqueued = facelabel(env, "enqueue", str(tmp_path / "photos"), "--aligned")
+    assert enqueued.returncode == 0, enqueued.stderr
+    job_id = int(enqueued.stdout.strip())
+    engine.dispose()
+    cluster.stop()
+    worker = WorkerProcess("w1", env, tmp_path / "w1.log")
+    try:
+        time.sleep(60)
+        assert worker.process.poll() is None, "the worker gave up while the database was away"
+        cluster.start()
+        wait_for(lambda: job_status(engine, job_id) == "complete", timeout=300, interval=1, what="completion")
+    finally:
+        worker.stop()
+    assert _finished(engine, job_id) == count
 
 
 def _finished(engine, job_id):

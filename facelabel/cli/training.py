@@ -279,8 +279,12 @@ def crossval(settings, folders, score_only, identities, work, name, **options):
     with sessions_for(settings).begin() as session:
         version = register_model(session, directory)
         click.echo(f"model {version.name} saved to {directory} and registered (id {version.id})")
-    click.echo(Path(work, "crossval.json").read_text())
-    click.echo(Path(work, "test.json").read_text())
+    for title, name in (("cross-validated", "crossval.json"), ("held-out test people", "test.json")):
+        for faces_of, m in json.loads(Path(work, name).read_text())["sets"].items():
+            low, high = m["macro_f1_95"]
+            per = ", ".join(f"{a} {v['f1']}" for a, v in m["attributes"].items())
+            click.echo(f"{title}, {faces_of}: {m['faces']} faces, macro-F1 {m['macro_f1']} ({low}-{high})")
+            click.echo(f"  F1 {per}")
 
 
 def _summary(directory) -> str:
