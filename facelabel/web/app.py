@@ -4,9 +4,7 @@ reader, from paths the database holds for a result id (never a path from the URL
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
-from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
@@ -19,230 +17,60 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from db import queries, review
-from db.corrections import CorrectionError, correct_face
-from db.registry import list_versions
-from db.training_runs import list_runs
 from facelabel.artifact import ATTRIBUTES
-from facelabel.clock import utcnow
 from facelabel.settings import Settings
+from facelabel.web import pages
 from facelabel.web.images import ImageStore
-from facelabel.web.security import (
-    CSRF_COOKIE,
-    CSRF_FIELD,
-    NEW_CSRF,
-    TOKEN_COOKIE,
-    Guard,
-    csrf_ok,
-    csrf_token,
-)
+from facelabel.web.security import CSRF_COOKIE, CSRF_FIELD, NEW_CSRF, Guard
 
 HERE = Path(__file__).parent
-PAGE = 48
-AUTHOR = "review app"
+ROUTES = [
+    Route("/", lambda request: RedirectResponse("/faces", status_code=303)),
+    Route("/jobs", pages.jobs),
+    Route("/jobs/{job_id:int}", pages.job),
+    Route("/faces", pages.faces),
+    Route("/review", lambda request: RedirectResponse(f"/review/{ATTRIBUTES[0]}", status_code=303)),
+    Route("/review/{attribute}", pages.review_page),
+    Route("/review/{attribute}", pages.review_answer, methods=["POST"]),
+    Route("/models", pages.models),
+    Route("/face/{result_id:int}", pages.face),
+    Route("/thumb/{result_id:int}.jpg", pages.thumb),
+    Route("/photo/{result_id:int}.jpg", pages.photo),
+    Route("/login", pages.login),
+    Route("/healthz", lambda request: Response("ok\n", media_type="text/plain")),
+    Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+]
 
 
 def create_app(settings: Settings, sessions: sessionmaker[Session], *, token: str | None) -> Starlette:
     """The app; ``token`` None means anyone who can reach it may write (loopback). With
     FACELABEL_SERVE_BASIC_AUTH every page but /healthz asks for that credential."""
-    basic = settings.serve_basic_auth.get_secret_value() if settings.serve_basic_auth else None
-    guard = Guard(token, basic)
-    images = ImageStore(settings)
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals.update(attributes=ATTRIBUTES, csrf_field=CSRF_FIELD)
-
-    def page(request: Request, name: str, status_code: int = 200, **context) -> Response:
-        context.update(csrf=csrf_token(request), may_write=guard.may_write(request))
-        return templates.TemplateResponse(request, name, context, status_code=status_code)
-
-    def jobs(request: Request) -> Response:
-        with sessions() as session:
-            rows = [_with_rate(row) for row in queries.list_jobs(session, 200)]
-        running = any(row["status"] in ("scanning", "running") for row in rows)
-        return page(request, "jobs.html", jobs=rows, refresh=running)
-
-    def job(request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        with sessions() as session:
-            row = queries.get_job(session, job_id)
-            if row is None:
-                raise HTTPException(404, f"no job {job_id}")
-            failed = [f for _, f in zip(range(500), queries.failures(session, job_id))]
-        return page(
-            request,
-            "job.html",
-            job=_with_rate(row),
-            failures=failed,
-            refresh=row["status"] in ("scanning", "running"),
-        )
-
-    def faces(request: Request) -> Response:
-        filters, problems = _face_filters(request)
-        rows: list[dict] = []
-        with sessions() as session:
-            versions = {v["name"]: v["id"] for v in list_versions(session)}
-            version = filters.pop("model_version", None)
-            if version is not None and version not in versions:
-                problems.append(f"no model version {version!r}")
-            if not problems:
-                rows = list(
-                    queries.query_faces(
-                        session, limit=PAGE + 1, model_version_id=versions.get(version), **filters
-                    )
-                )
-        more = rows[PAGE] if len(rows) > PAGE else None
-        rows = rows[:PAGE]
-        next_url = None
-        if more is not None:
-            kept = [
-                (k, v) for k, v in request.query_params.multi_items() if k not in ("after_path", "after_face")
-            ]
-            last = rows[-1]
-            next_url = "?" + urlencode([*kept, ("after_path", last["path"]), ("after_face", last["face"])])
-        chosen = {"has": filters.get("has", []), "lacks": filters.get("lacks", [])}
-        return page(
-            request,
-            "faces.html",
-            faces=rows,
-            problems=problems,
-            next_url=next_url,
-            params=request.query_params,
-            versions=sorted(versions),
-            chosen=chosen,
-        )
-
-    def review_page(request: Request) -> Response:
-        attribute = _attribute(request)
-        after = _cursor(request)
-        with sessions() as session:
-            queue = review.review_queue(session, attribute, after=after, limit=12)
-            current = review.face(session, queue[0]["result_id"]) if queue else None
-        return page(
-            request,
-            "review.html",
-            attribute=attribute,
-            queue=queue,
-            current=current,
-            after=after,
-            done=request.query_params.get("done"),
-        )
-
-    async def review_answer(request: Request) -> Response:
-        attribute = _attribute(request)
-        form = await request.form()
-        _check_write(request, form.get(CSRF_FIELD))
-        answer, result_id = form.get("answer"), _int(form.get("result_id"))
-        cursor = {k: form[k] for k in ("after_distance", "after_id") if form.get(k)}
-        if answer == "skip":
-            cursor = {"after_distance": form.get("distance"), "after_id": result_id}
-        elif answer in ("yes", "no"):
-            with sessions.begin() as session:
-                shown = review.face(session, result_id)
-                if shown is None or not shown["paths"]:
-                    raise HTTPException(404, "no such face")
-                try:
-                    correct_face(
-                        session, shown["paths"][0], shown["face"], {attribute: answer == "yes"}, AUTHOR
-                    )
-                except CorrectionError as exc:
-                    raise HTTPException(409, str(exc)) from None
-            cursor["done"] = result_id
-        else:
-            raise HTTPException(400, "answer must be yes, no or skip")
-        return RedirectResponse(f"/review/{attribute}?{urlencode(cursor)}", status_code=303)
-
-    def models(request: Request) -> Response:
-        with sessions() as session:
-            versions = list(list_versions(session))
-            runs = list(list_runs(session))
-            ids = {v["name"]: v["id"] for v in versions}
-            chosen = request.query_params.get("challenger")
-            run = next((r for r in runs if r["challenger"] == chosen), None) if chosen else None
-            differing = []
-            if chosen in ids:
-                champion = ids.get(run["champion"]) if run else None
-                differing = list(review.disagreements(session, ids[chosen], champion))
-        return page(request, "models.html", versions=versions, runs=runs, chosen=chosen, differing=differing)
-
-    def face(request: Request) -> Response:
-        with sessions() as session:
-            shown = review.face(session, request.path_params["result_id"])
-            if shown is None:
-                raise HTTPException(404, "no such face")
-            past = review.history(session, shown["image_id"], shown["face"])
-        return page(request, "face.html", face=shown, history=past)
-
-    def thumb(request: Request) -> Response:
-        return _image(request, images.thumbnail)
-
-    def photo(request: Request) -> Response:
-        return _image(request, images.photo)
-
-    def _image(request: Request, make) -> Response:
-        with sessions() as session:
-            shown = review.face(session, request.path_params["result_id"])
-            if shown is None:
-                raise HTTPException(404, "no such face")
-            roots = {p: review.roots_of(session, shown["image_id"], p) for p in shown["paths"]}
-        jpeg = make(shown, roots)
-        if jpeg is None:
-            raise HTTPException(404, "the photo cannot be read from its job's folders")
-        return Response(
-            jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=31536000, immutable"}
-        )
-
-    def login(request: Request) -> Response:
-        offered = request.query_params.get("token", "")
-        if not guard.token_matches(offered):
-            return page(request, "message.html", status_code=403, message="That token is not this server's.")
-        response = RedirectResponse("/", status_code=303)
-        response.set_cookie(TOKEN_COOKIE, offered, httponly=True, samesite="strict")
-        return response
-
-    def _check_write(request: Request, submitted) -> None:
-        if not guard.may_write(request):
-            raise HTTPException(
-                403, "changes need the token printed when the server started: open /login?token=…"
-            )
-        if not csrf_ok(request, submitted):
-            raise HTTPException(403, "the form is stale or came from another site: reload the page")
-
-    routes = [
-        Route("/", lambda request: RedirectResponse("/faces", status_code=303)),
-        Route("/jobs", jobs),
-        Route("/jobs/{job_id:int}", job),
-        Route("/faces", faces),
-        Route("/review", lambda request: RedirectResponse(f"/review/{ATTRIBUTES[0]}", status_code=303)),
-        Route("/review/{attribute}", review_page),
-        Route("/review/{attribute}", review_answer, methods=["POST"]),
-        Route("/models", models),
-        Route("/face/{result_id:int}", face),
-        Route("/thumb/{result_id:int}.jpg", thumb),
-        Route("/photo/{result_id:int}.jpg", photo),
-        Route("/login", login),
-        Route("/healthz", lambda request: Response("ok\n", media_type="text/plain")),
-        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
-    ]
-
-    async def errors(request: Request, exc: HTTPException) -> Response:
-        return page(request, "message.html", status_code=exc.status_code, message=exc.detail)
-
-    async def gate(request: Request, call_next) -> Response:
-        if request.url.path != "/healthz" and not guard.let_in(request):
-            return Response(
-                "facelabel: sign in", status_code=401, headers={"WWW-Authenticate": 'Basic realm="facelabel"'}
-            )
-        return await _headers(request, call_next)
-
-    return Starlette(
-        routes=routes,
-        exception_handlers={HTTPException: errors},
-        middleware=[Middleware(BaseHTTPMiddleware, dispatch=gate)],
+    app = Starlette(
+        routes=ROUTES,
+        exception_handlers={HTTPException: _error_page},
+        middleware=[Middleware(BaseHTTPMiddleware, dispatch=_gate)],
     )
+    basic = settings.serve_basic_auth.get_secret_value() if settings.serve_basic_auth else None
+    app.state.guard = Guard(token, basic)
+    app.state.sessions = sessions
+    app.state.images = ImageStore(settings)
+    app.state.templates = templates
+    return app
 
 
-async def _headers(request: Request, call_next) -> Response:
-    """A new browser's CSRF cookie, and headers that keep the pages to themselves."""
+async def _error_page(request: Request, exc: HTTPException) -> Response:
+    return pages.page(request, "message.html", status_code=exc.status_code, message=exc.detail)
+
+
+async def _gate(request: Request, call_next) -> Response:
+    """Basic auth when set (/healthz excepted), then a new browser's CSRF cookie and headers
+    that keep the pages to themselves."""
+    if request.url.path != "/healthz" and not request.app.state.guard.let_in(request):
+        return Response(
+            "facelabel: sign in", status_code=401, headers={"WWW-Authenticate": 'Basic realm="facelabel"'}
+        )
     response = await call_next(request)
     new = request.scope.get(NEW_CSRF)
     if new:
@@ -251,67 +79,3 @@ async def _headers(request: Request, call_next) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
     return response
-
-
-def _with_rate(row: dict) -> dict:
-    end = row.get("finished") or utcnow()
-    seconds = (end - row["created"]).total_seconds() if isinstance(row["created"], dt.datetime) else 0
-    total = row["images"]
-    reached = row["done"] + row["failed"]
-    return row | {
-        "rate": round(reached / seconds, 1) if seconds > 0 else None,
-        "percent": round(100 * reached / total) if total else None,
-    }
-
-
-def _attribute(request: Request) -> str:
-    attribute = request.path_params["attribute"]
-    if attribute not in ATTRIBUTES:
-        raise HTTPException(404, f"no attribute {attribute!r}: choose from {', '.join(ATTRIBUTES)}")
-    return attribute
-
-
-def _cursor(request: Request) -> tuple[float, int] | None:
-    distance, rid = request.query_params.get("after_distance"), request.query_params.get("after_id")
-    if distance is None or rid is None:
-        return None
-    try:
-        return float(distance), int(rid)
-    except ValueError:
-        raise HTTPException(400, "a bad review position: start again from /review") from None
-
-
-def _int(value) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise HTTPException(400, "a form without its face") from None
-
-
-def _face_filters(request: Request) -> tuple[dict, list[str]]:
-    """``query``'s filters from the URL; problems are shown on the page, not raised."""
-    params = request.query_params
-    problems = []
-    has = [a for a in params.getlist("has") if a]
-    lacks = [a for a in params.getlist("not") if a]
-    for attribute in ATTRIBUTES:  # the form's one choice per attribute
-        choice = params.get(f"f_{attribute}")
-        (has if choice == "has" else lacks if choice == "not" else []).append(attribute)
-    problems += [f"no attribute {a!r}" for a in (*has, *lacks) if a not in ATTRIBUTES]
-    filters: dict = {"has": has, "lacks": lacks, "path_glob": params.get("path") or None}
-    for name, key, kind in (("min_prob", "min_prob", float), ("job", "job_id", int)):
-        if params.get(name):
-            try:
-                filters[key] = kind(params[name])
-            except ValueError:
-                problems.append(f"{name} must be a number")
-    if "min_prob" in filters and not 0 <= filters["min_prob"] <= 1:
-        problems.append("min_prob must lie between 0 and 1")
-    if params.get("model_version"):
-        filters["model_version"] = params["model_version"]
-    if params.get("after_path") is not None:
-        try:
-            filters["after"] = (params["after_path"], int(params.get("after_face", "")))
-        except ValueError:
-            problems.append("a bad page position")
-    return filters, problems
