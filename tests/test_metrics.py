@@ -50,3 +50,20 @@ def test_chosen_thresholds_reach_the_best_f1_scikit_learn_finds(predictions):
 
 def test_auc_needs_both_classes():
     assert roc_auc(np.zeros(5, int), np.linspace(0, 1, 5)) is None
+
+
+def test_a_resample_of_people_scores_like_copied_faces(predictions):
+    """Cross-validation's intervals weight faces by how often their person was drawn: the
+    weighted AUC and F1 equal scikit-learn's with sample weights."""
+    from trainer.crossval import weighted_auc, weighted_f1
+
+    scores, labels = predictions
+    weights = np.random.default_rng(3).integers(0, 4, len(labels))
+    for column in range(len(ATTRIBUTES)):
+        truth, score = labels[:, column], scores[:, column]
+        expected = sk.roc_auc_score(truth, score, sample_weight=weights)
+        assert weighted_auc(truth, score, weights) == pytest.approx(expected, abs=1e-12)
+        guess = (score >= 0.45).astype(int)
+        expected_f1 = sk.f1_score(truth, guess, sample_weight=weights, zero_division=0)
+        assert weighted_f1(truth, guess, weights) == pytest.approx(expected_f1, abs=1e-12)
+    assert weighted_auc(np.zeros(5, int), np.arange(5.0), np.ones(5)) is None
