@@ -144,7 +144,9 @@ class Settings(BaseSettings):
         0, ge=0, le=65535, description="a worker's Prometheus endpoint, summed over its processes (0: off)"
     )
     heartbeat_file: Path | None = Field(
-        None, description="a worker touches it every 10 s (container healthcheck)"
+        None,
+        description="a worker touches it every 10 s while no child is stuck on a chunk for 2 min "
+        "(container healthcheck)",
     )
     train_data: _Paths = Field(
         (), description="`:`-separated training folders (`list_attr_celeba.txt` + `images/`) for retraining"

@@ -23,7 +23,7 @@ from facelabel.errors import FacelabelError
 from facelabel.settings import Settings
 from facelabel.vision.faces import FoundFaces, NoFace, decode_for_faces, faces_in
 from facelabel.vision.imaging import Box, Decoded, ImageError
-from worker import ledger, metrics
+from worker import ledger, liveness, metrics
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def label_chunk(
     """
     started = time.perf_counter()
     plan = _plan(sessions, job_id, settings)
-    with ledger.claimed(sessions, chunk_id) as claim:
+    with liveness.busy(), ledger.claimed(sessions, chunk_id) as claim:
         if claim is not None and claim.done:
             return ChunkSummary(done=0, failed=0, faces=0)
         if claim is not None and claim.careful:
@@ -143,7 +143,7 @@ def _label_paths(sessions: sessionmaker[Session], plan: Plan, paths: Sequence[st
                     return known_images(session, version.id, plan.detector, digests)
 
             found = _detected(read, version.input_size, settings, labelled)
-        _classify(sessions, found, version, plan.detector, settings, plan.batch_size)
+        _classify(sessions, liveness.moving(found), version, plan.detector, settings, plan.batch_size)
     return [_outcome(item) for item in items]
 
 
