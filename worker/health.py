@@ -39,5 +39,3 @@ class Heartbeat(bootsteps.StartStopStep):
             log.error("worker child %s made no progress for %d s: reporting unhealthy", stuck, STALL_SECONDS)
             return
         self.path.touch()
-
-
