@@ -71,6 +71,7 @@ class LocalStack:
         """Create the database if missing, migrate (the compose ``migrate`` service), then start
         the long-running services."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        persist_broker(self.env["FACELABEL_BROKER_URL"])
         create_database(self.env["FACELABEL_DB_URL"])
         migrate = self._run(["migrate"], timeout=300)
         if migrate.returncode != 0:
@@ -132,6 +133,25 @@ def _signal_group(process: subprocess.Popen | None, sig: int) -> None:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
             pass
+
+
+def persist_broker(url: str) -> None:
+    """Turn on Redis's append-only file, as compose runs it, so queued chunks survive a restart
+    (the chunk ledger would re-send them anyway, a little later)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        if client.config_get("appendonly").get("appendonly") != "yes":
+            client.config_set("appendonly", "yes")
+            print("redis: append-only file turned on", file=sys.stderr)
+    except redis.ResponseError as exc:  # CONFIG renamed or disabled on this server
+        print(
+            f"redis: could not turn on the append-only file ({exc}); queued work is lost on restart",
+            file=sys.stderr,
+        )
+    finally:
+        client.close()
 
 
 def create_database(url: str) -> None:

@@ -100,6 +100,9 @@ def test_two_workers_share_a_job_and_everything_stops(tmp_path, pg_url, redis_ur
             assert time.time() - (tmp_path / "stack" / f"{name}.heartbeat").stat().st_mtime < 30
         jobs_page = urllib.request.urlopen(stack.web_url + "/jobs", timeout=30).read().decode()
         assert f'<a href="/faces?job=1">{count}</a>' in jobs_page  # the review app sees the job's faces
+        import redis
+
+        assert redis.Redis.from_url(redis_url).config_get("appendonly")["appendonly"] == "yes"
         pids = [int(line.split()[1]) for line in (tmp_path / "stack" / "stack.pids").read_text().splitlines()]
         assert len(pids) == 5
     finally:
