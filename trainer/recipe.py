@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from facelabel.errors import FacelabelError
-from trainer.model import BACKBONES
+from trainer.model import BACKBONES, PORTED
 
 
 class RecipeError(FacelabelError):
@@ -37,7 +37,7 @@ class Recipe:
         if self.weights == "imagenet" and BACKBONES[self.backbone].constructor is None:
             raise RecipeError(
                 f"{self.backbone} has no Keras download: port its ImageNet weights with "
-                "`python -m trainer.torch_port` and pass --weights FILE"
+                f"`python -m {PORTED[self.backbone][0]}` and pass --weights FILE"
             )
         if self.weights not in (None, "imagenet") and not Path(self.weights).is_file():
             raise RecipeError(f"weights file not found: {self.weights}")

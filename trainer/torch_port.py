@@ -142,24 +142,43 @@ def torch_features(state: dict[str, np.ndarray], images: np.ndarray) -> np.ndarr
     return x.mean(dim=(2, 3)).numpy()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Port torchvision's MobileNetV2 ImageNet weights to Keras.")
-    parser.add_argument("--pth", required=True, help="mobilenet_v2-b0353104.pth")
-    parser.add_argument("--out", required=True, help="Keras weights file to write (.weights.h5)")
-    parser.add_argument("--size", type=int, default=160, help="Input size used for the agreement check.")
-    args = parser.parse_args()
-    state = load_state(args.pth)
-    model = build_mobilenet_v2((args.size, args.size, 3))
-    used = port(state, model)
-    backbone_tensors = sum(1 for k in state if k.startswith("features."))
-    if used != backbone_tensors:
-        raise SystemExit(f"ported {used} tensors, the file has {backbone_tensors} backbone tensors")
-    images = np.random.default_rng(0).normal(size=(2, args.size, args.size, 3)).astype("float32")
+def port_file(pth: str, out: str, size: int, *, build, copy, reference, is_backbone) -> str:
+    """Build the network, copy the file's backbone tensors in, check it against the torch
+    forward pass on noise, save the weights; returns what to print."""
+    state = load_state(pth)
+    model = build((size, size, 3))
+    used = copy(state, model)
+    backbone = sum(1 for k in state if is_backbone(k))
+    if used != backbone:
+        raise SystemExit(f"ported {used} tensors, the file has {backbone} backbone tensors")
+    images = np.random.default_rng(0).normal(size=(2, size, size, 3)).astype("float32")
     ours = model.predict(images, verbose=0).mean(axis=(1, 2))
-    difference = float(np.abs(ours - torch_features(state, images)).max())
-    model.save_weights(args.out)
-    print(
-        f"ported {used} tensors to {args.out}; max difference from torch on pooled features: {difference:.2e}"
+    difference = float(np.abs(ours - reference(state, images)).max())
+    model.save_weights(out)
+    return f"ported {used} tensors to {out}; max difference from torch on pooled features: {difference:.2e}"
+
+
+def port_main(description: str, pth_help: str, default_size: int, **port_options) -> None:
+    """A port's command line: ``--pth FILE --out WEIGHTS [--size N]`` → ``port_file``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--pth", required=True, help=pth_help)
+    parser.add_argument("--out", required=True, help="Keras weights file to write (.weights.h5)")
+    parser.add_argument(
+        "--size", type=int, default=default_size, help="Input size used for the agreement check."
+    )
+    args = parser.parse_args()
+    print(port_file(args.pth, args.out, args.size, **port_options))
+
+
+def main() -> None:
+    port_main(
+        "Port torchvision's MobileNetV2 ImageNet weights to Keras.",
+        "mobilenet_v2-b0353104.pth",
+        160,
+        build=build_mobilenet_v2,
+        copy=port,
+        reference=torch_features,
+        is_backbone=lambda key: key.startswith("features."),
     )
 
 
