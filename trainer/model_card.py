@@ -44,6 +44,7 @@ def render(directory: str | Path, commands: str) -> str:
         *_summary_section(meta),
         *quality,
         *_wild_section(report / "wild.json", reference),
+        *_screen_section(report / "screen.json"),
         *_framing_section(Path(directory) / "report" / "framing.json"),
         *_training_section(meta["training"]),
         "## Reproduce",
@@ -169,6 +170,34 @@ def _quality_table(sets: dict) -> list[str]:
             f"| {m['macro_f1_at_0.5']} | {per} | {m['macro_auc']} |"
         )
     return lines
+
+
+def _screen_section(path: Path) -> list[str]:
+    """Backbones compared on frozen features (``bench/screen_backbones.py``), when measured."""
+    if not path.exists():
+        return []
+    screened = json.loads(path.read_text())
+    lines = [
+        "## Backbones screened",
+        "",
+        "Each backbone's pooled ImageNet features, frozen, under one logistic regression per "
+        "attribute, cross-validated by the same person folds (thresholds from the other folds; "
+        "the test people never read): `python bench/screen_backbones.py`. A screen, not the shipped "
+        "recipe (which fine-tunes the backbone): it says which backbones earn a full training.",
+        "",
+        "| backbone | faces of | macro-F1 (95 % CI) | macro AUC | "
+        + " | ".join(f"{a} F1" for a in ATTRIBUTES)
+        + " |",
+        "|---|---|---|---|" + "---|" * len(ATTRIBUTES),
+    ]
+    for backbone, report in screened.items():
+        for name, m in report["sets"].items():
+            ci = m["macro_f1_95"]
+            per = " | ".join(str(m["attributes"][a]["f1"]) for a in ATTRIBUTES)
+            lines.append(
+                f"| {backbone} | {name} | {m['macro_f1']} ({ci[0]}–{ci[1]}) | {m['macro_auc']} | {per} |"
+            )
+    return lines + [""]
 
 
 def _training_section(training: dict) -> list[str]:
