@@ -107,7 +107,9 @@ POOLED = "all training folders"
 
 def _crossval_data_section(meta: dict, cv: dict, test: dict) -> list[str]:
     data = meta["training"]["data"]
-    sources = ", ".join(f"`{Path(spec).parent.name}`" for spec in data["train"])
+    sources = " and ".join(
+        f"`{name}/`" for name in dict.fromkeys(Path(spec).parent.name for spec in data["train"])
+    )
     return [
         "## Data",
         "",
