@@ -139,6 +139,10 @@ def _estimate_section(cv: dict, test: dict) -> list[str]:
         "",
         *_quality_table(test["sets"]),
         "",
+        f"The estimate for a new person is the first row, `{POOLED}` (every face of every training "
+        "folder, pooled); per folder, `aligned` holds many faces of few people, so its interval is "
+        "wide, and `aligned_89x109` holds half-resolution faces.",
+        "",
         "What these numbers are: estimates for new people photographed like CelebA's celebrities "
         "(aligned crops; `wild` = whole photos through the default detector). What they are not: "
         "a promise for other photo styles, ages or lighting; CelebA's own labels are noisy "
@@ -199,7 +203,15 @@ def _screen_section(path: Path) -> list[str]:
             lines.append(
                 f"| {backbone} | {name} | {m['macro_f1']} ({ci[0]}–{ci[1]}) | {m['macro_auc']} | {per} |"
             )
-    return lines + [""]
+    pooled = {b: r["sets"][POOLED] for b, r in screened.items()}
+    best = max(pooled, key=lambda b: pooled[b]["macro_f1"])
+    others = ", ".join(f"{b} {m['macro_f1']}" for b, m in pooled.items() if b != best)
+    return lines + [
+        "",
+        f"Best on frozen features: {best} (pooled macro-F1 {pooled[best]['macro_f1']}, AUC "
+        f"{pooled[best]['macro_auc']}; {others}).",
+        "",
+    ]
 
 
 def _training_section(training: dict) -> list[str]:
