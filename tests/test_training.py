@@ -32,8 +32,6 @@ def optimizer_values(keras_file) -> int:
         return sum(sizes)
 
 
-
-
 def test_convert_records_train_evaluate_and_label(tmp_path, sqlite_url):
     folder = images.synthetic_celeba(tmp_path)
     invoke(
@@ -242,6 +240,7 @@ def test_crossval_predicts_each_person_by_a_model_that_never_saw_them(tmp_path, 
     assert "cross-validation" in final.meta["thresholds_from"]
     test = json.loads((tmp_path / "cv" / "test.json").read_text())
     assert test["sets"]["rec"]["faces"] == manifest["splits"]["test"]["images"]
+    assert test["sets"]["all training folders"]["faces"] == manifest["splits"]["test"]["images"]
     assert not set(person_fold) & {f"p{(int(n[:6]) - 1) // 2}" for n in _names(tmp_path / "rec", "test")}
     (final.directory / "report").mkdir()
     for name in ("crossval.json", "test.json"):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from facelabel.artifact import ATTRIBUTES, load_artifact
 from facelabel.settings import Settings
+from trainer.crossval import POOLED
 from trainer.evaluate import summary_markdown
 
 FRAMINGS = {
@@ -100,9 +101,6 @@ def _validation_section(meta: dict) -> list[str]:
         "Intervals: 1,000 bootstrap resamples of the validation faces.",
         "",
     ]
-
-
-POOLED = "all training folders"
 
 
 def _crossval_data_section(meta: dict, cv: dict, test: dict) -> list[str]:
