@@ -14,7 +14,7 @@ FACE_FIELDS = ("box_x", "box_y", "box_w", "box_h", *ATTRIBUTES, *(f"p_{a}" for a
 
 
 def face(session: Session, result_id: int) -> dict[str, Any] | None:
-    """A result with its image, one path that holds it, and its model version's name."""
+    """A result with its image, the paths that hold it (sorted) and its model version's name."""
     row = session.execute(
         select(Result, ModelVersion.name, Image.width, Image.height, Image.sha256)
         .join(ModelVersion, ModelVersion.id == Result.model_version_id)
