@@ -5,7 +5,6 @@ Each page's screenshot is saved under build/screenshots/."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -48,6 +47,8 @@ def server(tmp_path):
     folder = images.synthetic_celeba(tmp_path, count=24)
     url = f"sqlite:///{tmp_path / 'facelabel.db'}"
     invoke("--db", url, "label", folder, "--aligned")
+    for name in ("000003.jpg", "000005.jpg"):  # bearded by a person, whatever the model says
+        invoke("--db", url, "correct", folder / name, "--set", "beard=1")
     port = _port()
     env = {**os.environ, "FACELABEL_DB_URL": url, "FACELABEL_CACHE_DIR": str(tmp_path / "cache")}
     log = open(tmp_path / "serve.log", "wb")
@@ -65,9 +66,9 @@ def server(tmp_path):
 
 
 def _query(url, *options) -> list[dict]:
-    output = invoke("--db", url, "query", "--format", "json", *options)
-    rows, _ = json.JSONDecoder().raw_decode(output[output.index("[") :])
-    return rows
+    from tests.test_web import query
+
+    return query(url, *options)
 
 
 def test_filter_and_review_five_faces_with_the_keyboard(server):
@@ -86,7 +87,7 @@ def test_filter_and_review_five_faces_with_the_keyboard(server):
         page.select_option("#f_beard", "has")
         page.click("button[type=submit]")
         page.wait_for_url("**f_beard=has**")
-        assert page.locator("figure.face").count() == len(_query(url, "--has", "beard"))
+        assert page.locator("figure.face").count() == len(_query(url, "--has", "beard")) >= 2
         page.screenshot(path=SHOTS / "faces-beard.png", full_page=True)
 
         page.goto(base + "/review/hat")

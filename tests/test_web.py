@@ -37,10 +37,14 @@ def client(labelled, tmp_path, token=None) -> TestClient:
 
 
 def query(url, *options) -> list[dict]:
-    """``facelabel query --format json`` (its note on corrections, on stderr, left out)."""
-    output = invoke("--db", url, "query", "--format", "json", *options)
-    rows, _ = json.JSONDecoder().raw_decode(output[output.index("[") :])
-    return rows
+    """``facelabel query --format json``: its rows (stdout only; a note may go to stderr)."""
+    from click.testing import CliRunner
+
+    from facelabel.cli import main
+
+    result = CliRunner().invoke(main, ["--db", url, "query", "--format", "json", *options])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
 
 
 def result_ids(page: str) -> list[int]:
@@ -73,12 +77,22 @@ def _rows(url):
 def test_filters_show_what_query_shows(labelled, tmp_path):
     web = client(labelled, tmp_path)
     _, _, url = labelled
-    page = web.get("/faces", params={"f_eyeglasses": "has", "f_hat": "not", "min_prob": "0.2"})
-    expected = query(url, "--has", "eyeglasses", "--not", "hat", "--min-prob", "0.2")
+    page = web.get("/faces", params={"f_hat": "not", "min_prob": "0.3"})
+    expected = query(url, "--not", "hat", "--min-prob", "0.3")
     shown = re.findall(r'class="name" title="([^"]+) face (\d+)"', page.text)
     assert expected and shown == [(r["path"], str(r["face"])) for r in expected[:48]]
     assert "must lie between 0 and 1" in web.get("/faces", params={"min_prob": "7"}).text
     assert "no model version" in web.get("/faces", params={"model_version": "nope"}).text
+
+
+def test_a_has_filter_shows_the_faces_a_person_marked(labelled, tmp_path):
+    web = client(labelled, tmp_path)
+    _, folder, url = labelled
+    marked = str(folder / "000011.jpg")
+    invoke("--db", url, "correct", marked, "--set", "mustache=1")
+    page = web.get("/faces", params={"f_mustache": "has"}).text
+    shown = re.findall(r'class="name" title="([^"]+) face (\d+)"', page)
+    assert (marked, "0") in shown and len(shown) == len(query(url, "--has", "mustache"))
 
 
 def test_thumbnails_are_cut_once_and_cached(labelled, tmp_path):
@@ -137,7 +151,7 @@ def test_review_answers_are_corrections_that_query_shows(labelled, tmp_path):
     assert response.status_code == 200 and f"Saved face {rid}" in response.text
     skipped, response = _answer(web, "beard", response.text, "skip")
     assert f'data-result="{skipped}"' not in response.text
-    corrected = [r for r in _rows(url) if r["corrected"]]
+    corrected = [r for r in _rows(url) if "beard" in r["corrected"]]
     assert [(r["result_id"], r["beard"], r["corrected"]) for r in corrected] == [(rid, 1, "beard")]
     path = corrected[0]["path"]
     assert [r["beard"] for r in query(url, "--path", path)] == [1]  # query shows the person's answer
