@@ -25,6 +25,20 @@ def invoke_ok(*args) -> str:
     return result.output
 
 
+def query_rows(url: str, *options) -> list[dict]:
+    """``facelabel --db URL query --format json OPTIONS``: its rows, read from stdout only (a
+    note on corrections goes to stderr)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from facelabel.cli import main
+
+    result = CliRunner().invoke(main, ["--db", url, "query", "--format", "json", *map(str, options)])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
 def fresh_pg_database(name: str) -> str:
     """The URL of an empty PostgreSQL database ``name`` (dropped first if it exists)."""
     from sqlalchemy import create_engine, text

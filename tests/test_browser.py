@@ -17,7 +17,7 @@ import pytest
 
 from tests import images
 from tests.helpers import invoke_ok as invoke
-from tests.helpers import wait_for
+from tests.helpers import query_rows, wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SHOTS = Path(__file__).resolve().parent.parent / "build" / "screenshots"
@@ -65,12 +65,6 @@ def server(tmp_path):
         log.close()
 
 
-def _query(url, *options) -> list[dict]:
-    from tests.test_web import query
-
-    return query(url, *options)
-
-
 def test_filter_and_review_five_faces_with_the_keyboard(server):
     from playwright.sync_api import sync_playwright
 
@@ -81,13 +75,14 @@ def test_filter_and_review_five_faces_with_the_keyboard(server):
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(base + "/faces")
         assert page.locator("figure.face").count() == 24
-        assert page.locator("figure.face img").first.evaluate("i => i.naturalWidth") > 0
+        first = "document.querySelector('figure.face img')"  # thumbnails load lazily: wait for one
+        page.wait_for_function(f"() => {first}.complete && {first}.naturalWidth > 0", timeout=30_000)
         page.screenshot(path=SHOTS / "faces.png", full_page=True)
 
         page.select_option("#f_beard", "has")
         page.click("button[type=submit]")
         page.wait_for_url("**f_beard=has**")
-        assert page.locator("figure.face").count() == len(_query(url, "--has", "beard")) >= 2
+        assert page.locator("figure.face").count() == len(query_rows(url, "--has", "beard")) >= 2
         page.screenshot(path=SHOTS / "faces-beard.png", full_page=True)
 
         page.goto(base + "/review/hat")
@@ -117,7 +112,7 @@ def test_filter_and_review_five_faces_with_the_keyboard(server):
         rows = {r["result_id"]: r for r in query_faces(session)}
     for result_id, key in answers.items():
         path = rows[result_id]["path"]
-        (shown,) = _query(url, "--path", path)
+        (shown,) = query_rows(url, "--path", path)
         if key == "s":
             assert "hat" not in rows[result_id]["corrected"]
         else:

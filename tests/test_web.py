@@ -4,7 +4,6 @@ corrections, the token and CSRF rules, images only from inside a job's roots."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 
@@ -17,6 +16,7 @@ from facelabel.settings import Settings
 from facelabel.web.app import create_app
 from tests import images
 from tests.helpers import invoke_ok as invoke
+from tests.helpers import query_rows
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +34,6 @@ def client(labelled, tmp_path, token=None) -> TestClient:
     root, _, url = labelled
     settings = Settings(db_url=url, cache_dir=tmp_path / "cache")
     return TestClient(create_app(settings, sessions_for(settings), token=token))
-
-
-def query(url, *options) -> list[dict]:
-    """``facelabel query --format json``: its rows (stdout only; a note may go to stderr)."""
-    from click.testing import CliRunner
-
-    from facelabel.cli import main
-
-    result = CliRunner().invoke(main, ["--db", url, "query", "--format", "json", *options])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 def result_ids(page: str) -> list[int]:
@@ -78,7 +67,7 @@ def test_filters_show_what_query_shows(labelled, tmp_path):
     web = client(labelled, tmp_path)
     _, _, url = labelled
     page = web.get("/faces", params={"f_hat": "not", "min_prob": "0.3"})
-    expected = query(url, "--not", "hat", "--min-prob", "0.3")
+    expected = query_rows(url, "--not", "hat", "--min-prob", "0.3")
     shown = re.findall(r'class="name" title="([^"]+) face (\d+)"', page.text)
     assert expected and shown == [(r["path"], str(r["face"])) for r in expected[:48]]
     assert "must lie between 0 and 1" in web.get("/faces", params={"min_prob": "7"}).text
@@ -92,7 +81,7 @@ def test_a_has_filter_shows_the_faces_a_person_marked(labelled, tmp_path):
     invoke("--db", url, "correct", marked, "--set", "mustache=1")
     page = web.get("/faces", params={"f_mustache": "has"}).text
     shown = re.findall(r'class="name" title="([^"]+) face (\d+)"', page)
-    assert (marked, "0") in shown and len(shown) == len(query(url, "--has", "mustache"))
+    assert (marked, "0") in shown and len(shown) == len(query_rows(url, "--has", "mustache"))
 
 
 def test_thumbnails_are_cut_once_and_cached(labelled, tmp_path):
@@ -154,7 +143,7 @@ def test_review_answers_are_corrections_that_query_shows(labelled, tmp_path):
     corrected = [r for r in _rows(url) if "beard" in r["corrected"]]
     assert [(r["result_id"], r["beard"], r["corrected"]) for r in corrected] == [(rid, 1, "beard")]
     path = corrected[0]["path"]
-    assert [r["beard"] for r in query(url, "--path", path)] == [1]  # query shows the person's answer
+    assert [r["beard"] for r in query_rows(url, "--path", path)] == [1]  # query shows the person's answer
     assert f'data-result="{rid}"' not in web.get("/review/beard").text  # answered faces leave the queue
     history = web.get(f"/face/{rid}").text
     assert "review app" in history and "beard" in history
