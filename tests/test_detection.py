@@ -26,8 +26,6 @@ PLACES = images.GROUP_PLACES
 group_photo = images.group_photo
 
 
-
-
 def test_group_photo_gives_one_row_per_face_largest_first(tmp_path, sqlite_url):
     photos = tmp_path / "photos"
     photos.mkdir()

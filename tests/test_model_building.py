@@ -3,15 +3,20 @@ with the same outputs."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
 from facelabel.artifact import ATTRIBUTES
+from trainer.facenet_port import standardise
 from trainer.model import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, build_model, preprocessing, unfreeze
+
+FACENET_H5 = os.environ.get("FACELABEL_TEST_FACENET_H5", "build/weights/facenet_keras.h5")
 
 
 def test_preprocessing_layers_match_keras_applications():
@@ -25,12 +30,18 @@ def test_preprocessing_layers_match_keras_applications():
     )
     torch_style = (pixels / 255 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
     np.testing.assert_allclose(preprocessing("torch")(pixels), torch_style, atol=1e-4)
+    np.testing.assert_allclose(preprocessing("standardise")(pixels), standardise(pixels), atol=1e-4)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backbone", sorted(BACKBONES))
 def test_every_backbone_saves_and_reloads_in_safe_mode(backbone, tmp_path):
-    model = build_model(backbone, input_size=96, weights=None)
+    weights = None
+    if backbone == "facenet":  # built from its own file
+        if not Path(FACENET_H5).is_file():
+            pytest.skip(f"no {FACENET_H5} (make test downloads it)")
+        weights = FACENET_H5
+    model = build_model(backbone, input_size=96, weights=weights)
     assert model.output_shape == (None, len(ATTRIBUTES))
     assert not any(w.trainable for w in model.layers[2].weights)  # backbone frozen by default
     pixels = np.random.default_rng(1).uniform(0, 255, size=(2, 96, 96, 3)).astype("float32")
@@ -57,6 +68,8 @@ def test_unfreeze_keeps_batchnorm_frozen():
         (["--model", "nope"], "Error: unknown backbone 'nope'; choose from mobilenet, mobilenetv2,"),
         (["--model", "mobilenetv2-torch"], "Error: mobilenetv2-torch has no Keras download: port its"),
         (["--weights", "/no/such.h5"], "Error: weights file not found: /no/such.h5"),
+        (["--model", "facenet"], "Error: facenet builds from FaceNet's own file: pass --weights"),
+        (["--frozen-below", "Mixed_7a"], "Error: --frozen-below needs --model facenet"),
     ],
 )
 def test_train_refuses_a_recipe_it_cannot_train_before_loading_tensorflow(tmp_path, options, reason):

@@ -47,6 +47,11 @@ def load(files: list[str], *, size: int, batch_size: int, training: bool, seed: 
     return dataset.batch(batch_size).prefetch(AUTOTUNE)
 
 
+def images_of(files: list[str], size: int) -> tf.data.Dataset:
+    """Every image of the shards (float32 pixels 0–255), in record order."""
+    return tf.data.TFRecordDataset(files).map(_parse(size)).map(lambda image, labels: image)
+
+
 def labels_of(files: list[str], size: int) -> tf.Tensor:
     """All labels of the shards, in record order (for class weights and calibration)."""
     dataset = tf.data.TFRecordDataset(files).map(_parse(size)).map(lambda image, labels: labels)

@@ -60,21 +60,32 @@ def _layer(spec: dict):
     raise ValueError(f"facenet_keras.h5: unexpected layer {kind} ({name})")
 
 
-def build_facenet(input_shape: tuple[int, int, int], h5_path: str, *, until: str = FEATURES):
-    """The network from the file's config, with standard layers, up to layer ``until``."""
+def build_facenet(
+    input_shape: tuple[int, int, int], h5_path: str, *, start: str | None = None, until: str = FEATURES
+):
+    """The network from the file's config, with standard layers, from after layer ``start`` (its
+    output becomes the input, of ``input_shape``; default: the network's input) up to ``until``.
+
+    ``start`` must cut the graph: ``Mixed_7a``, say, under the last Inception-ResNet blocks.
+    """
     import h5py
     import keras
     from keras import layers
 
     with h5py.File(h5_path, "r") as h5:
         specs = _config(h5)
-    tensors = {}
-    for spec in specs:
+    names = [spec["config"]["name"] for spec in specs]
+    begin = start or names[0]  # the InputLayer
+    if begin not in names:
+        raise ValueError(f"no layer {begin} in {h5_path}")
+    first = keras.Input(input_shape, name=f"{begin}_output" if start else begin)
+    tensors = {begin: first}
+    for spec in specs[names.index(begin) + 1 :]:
         name = spec["config"]["name"]
-        if spec["class_name"] == "InputLayer":
-            tensors[name] = keras.Input(input_shape, name=name)
-            continue
-        inputs = [tensors[source[0]] for source in spec["inbound_nodes"][0]]
+        sources = [source[0] for source in spec["inbound_nodes"][0]]
+        if any(source not in tensors for source in sources):
+            raise ValueError(f"{start} does not cut the graph: {name} also reads {sources}")
+        inputs = [tensors[source] for source in sources]
         if spec["class_name"] == "Lambda":  # ScaleSum: inputs[0] + inputs[1] * scale
             scale = spec["config"]["arguments"]["scale"]
             scaled = layers.Rescaling(scale, name=f"{name}_scale")(inputs[1])
@@ -82,8 +93,8 @@ def build_facenet(input_shape: tuple[int, int, int], h5_path: str, *, until: str
         else:
             tensors[name] = _layer(spec)(inputs if len(inputs) > 1 else inputs[0])
         if name == until:
-            return keras.Model(tensors[specs[0]["config"]["name"]], tensors[name], name="facenet")
-    raise ValueError(f"no layer {until} in {h5_path}")
+            return keras.Model(first, tensors[name], name="facenet" if start is None else f"facenet_{start}")
+    raise ValueError(f"no layer {until} after {begin} in {h5_path}")
 
 
 def port(model, h5_path: str) -> int:

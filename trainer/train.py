@@ -19,9 +19,9 @@ import numpy as np
 
 from facelabel.artifact import ATTRIBUTES
 from facelabel.clock import utcnow
-from trainer import dataset
+from trainer import dataset, feature_cache
 from trainer.evaluate import best_thresholds, evaluate_predictions
-from trainer.model import BACKBONES, build_model, save_artifact, unfreeze
+from trainer.model import BACKBONES, build_model, cache_split, save_artifact, unfreeze
 from trainer.recipe import Recipe
 from trainer.records import RecordsError, read_manifest, record_files
 
@@ -105,7 +105,13 @@ def load_history(directory: str | Path) -> dict | None:
 
 
 def predict(model, files: list[str], size: int, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, labels) over the shards, in record order."""
+    """(probabilities, labels) over the shards, in record order; a model with a frozen part
+    reads that part's outputs from the shards' feature cache."""
+    split = cache_split(model)
+    if split is not None:
+        frozen = feature_cache.features(split.below, files, size)[:, 0]
+        probabilities = split.above.predict(frozen.astype("float32"), batch_size=batch_size, verbose=0)
+        return probabilities, dataset.labels_of(files, size).numpy().astype(int)
     data = dataset.load(files, size=size, batch_size=batch_size, training=False)
     probabilities, labels = [], []
     for images, batch_labels in data:
@@ -136,7 +142,14 @@ def train(
 
     train_labels = dataset.labels_of(data.train_files, data.size).numpy()
     weights = positive_weights(train_labels, recipe.positive_weight_cap)
-    model = build_model(recipe.backbone, input_size=data.size, weights=recipe.weights, alpha=recipe.alpha)
+    model = build_model(
+        recipe.backbone,
+        input_size=data.size,
+        weights=recipe.weights,
+        alpha=recipe.alpha,
+        frozen_below=recipe.frozen_below,
+        float16=recipe.float16,
+    )
     phases = _fit_phases(model, recipe, data, weighted_bce(weights), work)
 
     val_probabilities, val_labels = predict(model, data.val_files, data.size)
@@ -144,7 +157,7 @@ def train(
     metrics = evaluate_predictions(val_probabilities, val_labels, chosen)
     (work / HISTORY).write_text(json.dumps({p: i["history"] for p, i in phases.items()}, default=float))
     meta = _metadata(name, recipe, data, (chosen, source), metrics, phases, weights, train_labels)
-    save_artifact(model, directory, meta)
+    save_artifact(model, directory, meta, float16=recipe.float16)
     return directory
 
 
@@ -184,19 +197,45 @@ class _TrainingData:
 
 
 def _fit_phases(model, recipe: Recipe, data: _TrainingData, loss, work: Path) -> dict[str, dict]:
-    """The head on the frozen backbone, then (``recipe.fine_tune``) the unfrozen backbone."""
-    train_data = dataset.load(
-        data.train_files, size=data.size, batch_size=recipe.batch_size, training=True, seed=recipe.seed
-    )
-    val_data = dataset.load(data.val_files, size=data.size, batch_size=64, training=False)
+    """The head on the frozen backbone, then (``recipe.fine_tune``) the unfrozen backbone; a
+    model with a frozen part trains the rest on that part's cached outputs."""
+    split = cache_split(model)
+    if split is None:
+        trained = model
+        train_data = dataset.load(
+            data.train_files, size=data.size, batch_size=recipe.batch_size, training=True, seed=recipe.seed
+        )
+        val_data = dataset.load(data.val_files, size=data.size, batch_size=64, training=False)
+    else:
+        trained = split.above
+        train_data, val_data = _cached_data(split.below, recipe, data)
     patience = None if recipe.fixed_epochs else recipe.patience
-    fit = functools.partial(_fit, model, train_data, val_data, loss=loss, patience=patience, directory=work)
+    fit = functools.partial(_fit, trained, train_data, val_data, loss=loss, patience=patience, directory=work)
     phases = {"head": fit(epochs=recipe.epochs, lr=recipe.lr, phase="head")}
     if recipe.fine_tune:
         trainable = unfreeze(model, fraction=recipe.unfreeze_fraction)
         phases["fine_tune"] = fit(epochs=recipe.fine_tune_epochs, lr=recipe.fine_tune_lr, phase="fine_tune")
         phases["fine_tune"]["trainable_backbone_layers"] = trainable
     return phases
+
+
+def _cached_data(below, recipe: Recipe, data: _TrainingData):
+    """Training batches of cached frozen features, one of each image's views drawn at random
+    every epoch; validation batches of the images themselves."""
+    import tensorflow as tf
+
+    train = feature_cache.features(below, data.train_files, data.size)
+    labels = dataset.labels_of(data.train_files, data.size)
+    views = tf.data.Dataset.from_tensor_slices((np.asarray(train), labels)).shuffle(
+        len(train), seed=recipe.seed, reshuffle_each_iteration=True
+    )
+    pick = lambda x, y: (tf.cast(x[tf.random.uniform([], 0, tf.shape(x)[0], tf.int32)], tf.float32), y)  # noqa: E731
+    train_data = views.map(pick, num_parallel_calls=dataset.AUTOTUNE).batch(recipe.batch_size).prefetch(2)
+    val = feature_cache.features(below, data.val_files, data.size)[:, 0]
+    val_data = tf.data.Dataset.from_tensor_slices(
+        (np.asarray(val, np.float32), dataset.labels_of(data.val_files, data.size))
+    ).batch(64)
+    return train_data, val_data
 
 
 def _metadata(name, recipe, data: _TrainingData, thresholds, metrics, phases, weights, train_labels) -> dict:

@@ -174,6 +174,13 @@ def recipe_options(command):
             help="Cap on the per-attribute positive weight sqrt(neg/pos); 1 turns weighting off.",
         ),
         click.option("--seed", type=int, default=0, show_default=True),
+        click.option(
+            "--frozen-below",
+            metavar="LAYER",
+            help="FaceNet: keep the layers up to LAYER (e.g. Mixed_7a) frozen and train the rest on "
+            "their outputs, computed once per image and cached beside the records.",
+        ),
+        click.option("--float16", is_flag=True, help="Store the weights at half precision."),
     ]
     for option in reversed(options):
         command = option(command)
