@@ -58,7 +58,7 @@ bench: services
 	$(PY) bench/throughput.py
 	$(PY) bench/database.py
 
-model: $(VENV)/.port-installed $(FACENET_H5)
+model: services $(VENV)/.port-installed $(FACENET_H5)
 	FACENET_H5=$(FACENET_H5) bash trainer/make_default_model.sh
 
 # hashed lock files of the image variants (deploy/requirements-*.lock) from pyproject.toml

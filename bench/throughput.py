@@ -6,12 +6,14 @@ runtime (FACELABEL_RUNTIME: keras, litert):
 (c) embedded ``facelabel label --aligned``
 (d) ``facelabel enqueue --wait`` → one Celery worker → PostgreSQL
 
-Usage: python bench/throughput.py [--images 2000] [--batch-size 32] [--runtime keras --runtime litert]
+Usage: [FACELABEL_MODEL=DIR] python bench/throughput.py [--images 2000] [--batch-size 32]
+           [--runtime keras --runtime litert] [--json MODEL/report/throughput.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -124,6 +126,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed-images", type=int, default=200)
     parser.add_argument("--runtime", action="append", choices=("keras", "litert"), help="Default: both.")
+    parser.add_argument(
+        "--json", help="Also write the figures here (the model card reads report/throughput.json)."
+    )
     args = parser.parse_args()
 
     from facelabel.settings import read_settings
@@ -160,6 +165,20 @@ def main() -> None:
         )
     if {"keras", "litert"} <= rows.keys():
         print(f"embedded label, litert / keras: {rows['litert'][1] / rows['keras'][1]:.2f} ×")
+    if args.json:
+        figures = {
+            "model": artifact.name,
+            "model_mb": round(artifact.weights_path.stat().st_size / 1e6, 1),
+            "images": args.images,
+            "batch_size": args.batch_size,
+            "cpus": os.cpu_count(),
+            "seed_way": round(seed, 1),
+            "runtimes": {
+                runtime: dict(zip(("raw", "label", "label_wall", "distributed"), (round(v, 1) for v in row)))
+                for runtime, row in rows.items()
+            },
+        }
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

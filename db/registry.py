@@ -13,7 +13,6 @@ from db.upsert import insert_ignore
 from facelabel.artifact import ArtifactError, load_artifact
 from facelabel.clock import utcnow
 from facelabel.errors import FacelabelError
-from facelabel.settings import model_path
 
 
 def register_model(session: Session, path: str | os.PathLike) -> ModelVersion:
@@ -48,13 +47,13 @@ def register_model(session: Session, path: str | os.PathLike) -> ModelVersion:
 
 
 def resolve_model(session: Session, spec: str | None, *, fallback: str | os.PathLike) -> ModelVersion:
-    """The version for ``spec``: a registered name, an artifact path or a bundled model's name.
+    """The version for ``spec``: a registered name or an artifact path.
 
     Without a spec: the active registered version, else the artifact at ``fallback``.
     """
     if spec:
         named = session.scalar(select(ModelVersion).where(ModelVersion.name == spec))
-        return named if named is not None else register_model(session, model_path(spec))
+        return named if named is not None else register_model(session, spec)
     active = active_version(session)
     return active if active is not None else register_model(session, fallback)
 

@@ -22,18 +22,7 @@ from sqlalchemy.engine import make_url
 from facelabel.artifact import FRAMINGS
 from facelabel.errors import FacelabelError
 
-BUNDLED_MODELS = Path(str(importlib.resources.files("facelabel") / "models"))
-BUNDLED_MODEL = BUNDLED_MODELS / "default"
-
-
-def model_path(spec: str | Path) -> str | Path:
-    """``spec``, or the bundled model it names (``default``, ``large``) when it is no path here."""
-    bundled = BUNDLED_MODELS / str(spec)
-    if not Path(spec).exists() and "/" not in str(spec) and bundled.is_dir():
-        return bundled
-    return spec
-
-
+BUNDLED_MODEL = Path(str(importlib.resources.files("facelabel") / "models" / "default"))
 PREFIX = "FACELABEL_"
 
 # never echoed
@@ -64,9 +53,8 @@ class Settings(BaseSettings):
     )
     model: str | None = Field(
         None,
-        description="model directory, registered version name, or a bundled model: `default` "
-        "(MobileNetV2, for CPU workers) or `large` (FaceNet, for GPU workers); unset: the active "
-        "version, else `default`",
+        description="model directory or registered version name; unset: the active version, "
+        "else the bundled `facelabel/models/default`",
     )
     data_roots: _Paths = Field(
         (),

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from facelabel.artifact import load_artifact
-from facelabel.settings import BUNDLED_MODELS, model_path
 from tests import images
 from tests.helpers import invoke_ok as invoke
 
@@ -88,12 +87,3 @@ def test_crossval_above_a_frozen_facenet_reuses_one_cache_and_ships_float16(tmp_
     np.testing.assert_allclose(from_cache, whole, atol=2e-3)
     report = json.loads((tmp_path / "cv" / "test.json").read_text())
     assert report["sets"]["rec"]["faces"] == len(whole)
-
-
-def test_bundled_models_are_named_by_their_folder(tmp_path, monkeypatch):
-    assert model_path("large") == BUNDLED_MODELS / "large"
-    assert model_path("default") == BUNDLED_MODELS / "default"
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "large").mkdir()
-    assert model_path("large") == "large"  # a path here wins
-    assert model_path("no-such-model") == "no-such-model"

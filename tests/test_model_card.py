@@ -23,3 +23,6 @@ def test_bundled_card_matches_its_reports():
     assert all(f"| {r['detector']} | {r['framing']} | {r['detect_ms_per_photo']} |" in card for r in runs)
     comparisons = json.loads((Path(BUNDLED_MODEL) / "report" / "framing.json").read_text())["comparisons"]
     assert card.count("| detected |") == len(comparisons) >= 1
+    for candidate in (Path(BUNDLED_MODEL) / "report" / "candidates").iterdir():
+        pooled = json.loads((candidate / "crossval.json").read_text())["sets"]["all training folders"]
+        assert f"**`{candidate.name}`**" in card and f"| {pooled['macro_f1']} (" in card

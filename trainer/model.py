@@ -89,10 +89,11 @@ def build_backbone(
     if backbone == "facenet":
         from trainer.facenet_port import build_facenet, port
 
-        parts = [build_facenet(shape, str(weights))]
         if frozen_below:
-            parts = [build_facenet(shape, str(weights), until=frozen_below)]
-            parts.append(build_facenet(parts[0].output.shape[1:], str(weights), start=frozen_below))
+            below = build_facenet(shape, str(weights), until=frozen_below)
+            parts = [below, build_facenet(below.output.shape[1:], str(weights), start=frozen_below)]
+        else:
+            parts = [build_facenet(shape, str(weights))]
         for part in parts:
             port(part, str(weights))
     elif constructor is None:
@@ -137,12 +138,12 @@ def build_model(
     )
     inputs = keras.Input((input_size, input_size, 3), name="pixels")
     x = preprocessing(BACKBONES[backbone].preprocessing)(inputs)
+    for part in parts:
+        part.trainable = False
     if len(parts) == 2:
         parts[0].name = FROZEN
         x = parts.pop(0)(x, training=False)
-    base = parts[0]
-    base.trainable = False
-    x = base(x, training=False)  # BatchNorm stays in inference mode, also when fine-tuning
+    x = parts[0](x, training=False)  # BatchNorm stays in inference mode, also when fine-tuning
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(len(ATTRIBUTES), activation="sigmoid", name="attributes")(x)

@@ -46,7 +46,9 @@ def render(directory: str | Path, commands: str) -> str:
         *quality,
         *_wild_section(report / "wild.json", reference),
         *_screen_section(report / "screen.json"),
+        *_candidates_section(report / "candidates", meta, report / "throughput.json"),
         *_framing_section(Path(directory) / "report" / "framing.json"),
+        *_cost_section(Path(directory), report / "throughput.json"),
         *_training_section(meta["training"]),
         "## Reproduce",
         "",
@@ -68,7 +70,7 @@ def _summary_section(meta: dict) -> list[str]:
     return [
         f"# Model card: {meta['name']}",
         "",
-        f"Backbone `{meta['backbone']}` (ImageNet initialisation: `{initial}`), "
+        f"Backbone `{meta['backbone']}` (initial weights: `{initial}`), "
         f"input {meta['input_size']}×{meta['input_size']} RGB, framing `{meta['framing']}` "
         f"({FRAMINGS[meta['framing']]}), preprocessing "
         f"{meta['preprocessing']}. Outputs: sigmoid probabilities for {', '.join(meta['attributes'])}.",
@@ -212,15 +214,73 @@ def _screen_section(path: Path) -> list[str]:
     ]
 
 
+def _candidates_section(folder: Path, meta: dict, throughput: Path) -> list[str]:
+    """Recipes cross-validated by the same folds and not shipped (``report/candidates/NAME/``:
+    their ``crossval.json``, ``model.json`` and ``bench/throughput.py --json`` figures)."""
+    if not folder.is_dir():
+        return []
+    ours = json.loads((folder.parent / "crossval.json").read_text())["sets"]
+    own_speed = json.loads(throughput.read_text())["runtimes"] if throughput.exists() else {}
+    lines = ["## Tried and rejected", ""]
+    for candidate in sorted(p for p in folder.iterdir() if p.is_dir()):
+        cv = json.loads((candidate / "crossval.json").read_text())
+        recipe = json.loads((candidate / "model.json").read_text())["training"]["recipe"]
+        cost = json.loads((candidate / "throughput.json").read_text())
+        frozen = f", frozen up to `{recipe['frozen_below']}`" if recipe.get("frozen_below") else ""
+        speeds = ", ".join(
+            f"{runtime} {r['raw']}"
+            + (f" (this model: {own_speed[runtime]['raw']})" if runtime in own_speed else "")
+            for runtime, r in cost["runtimes"].items()
+        )
+        gains = ", ".join(
+            f"{name} {cv['sets'][name]['macro_f1'] - m['macro_f1']:+.3f}"
+            for name, m in ours.items()
+            if name in cv["sets"]
+        )
+        lines += [
+            f"**`{candidate.name}`**: backbone `{recipe['backbone']}`{frozen}, {recipe['epochs']} head + "
+            f"{recipe['fine_tune_epochs'] if recipe['fine_tune'] else 0} fine-tuning epochs; "
+            f"{cost['model_mb']} MB; raw forward faces/s on {cost['cpus']} CPU cores: {speeds}. "
+            "Cross-validated by the same folds and thresholds rule:",
+            "",
+            *_quality_table(cv["sets"]),
+            "",
+            f"Macro-F1 against this model's cross-validated rows: {gains}. Pooled 95 % intervals: "
+            f"{_range(cv['sets'][POOLED])} against {_range(ours[POOLED])}.{_slower(cost, own_speed)}",
+            "",
+        ]
+    return lines
+
+
+def _range(m: dict) -> str:
+    return f"{m['macro_f1_95'][0]}–{m['macro_f1_95'][1]}"
+
+
+def _slower(cost: dict, own: dict) -> str:
+    ratios = [
+        f"{own[r]['raw'] / c['raw']:.1f} × slower on {r}" for r, c in cost["runtimes"].items() if r in own
+    ]
+    return f" Raw forward: {', '.join(ratios)}." if ratios else ""
+
+
 def _training_section(training: dict) -> list[str]:
     recipe = training["recipe"]
+    augmentation = "mirror, random zoom 0.88–1.0, brightness/contrast/saturation jitter"
+    if recipe.get("frozen_below"):
+        seen = (
+            f"{recipe['backbone']} is frozen up to `{recipe['frozen_below']}`: its outputs for each "
+            f"image and for one augmented view of it ({augmentation}) were computed once and cached, "
+            "and the layers above it and the head trained on them, one of the two views drawn each epoch."
+        )
+    else:
+        seen = f"Augmentation: {augmentation}."
+    stored = " Weights stored at float16." if recipe.get("float16") else ""
     lines = [
         "## Training",
         "",
         f"Loss: binary cross-entropy with positives weighted by sqrt(negatives/positives), capped at "
-        f"{recipe['positive_weight_cap']}: {training['positive_weights']}. Augmentation: mirror, random zoom "
-        "0.88–1.0, brightness/contrast/saturation jitter. Batch "
-        f"{recipe['batch_size']}, Adam, seed {recipe['seed']}.",
+        f"{recipe['positive_weight_cap']}: {training['positive_weights']}. {seen} Batch "
+        f"{recipe['batch_size']}, Adam, seed {recipe['seed']}.{stored}",
         "",
         "| phase | epochs run | learning rate | time | train images/s |",
         "|---|---|---|---|---|",
@@ -232,6 +292,26 @@ def _training_section(training: dict) -> list[str]:
             f"| {phase} | {info['epochs']} | {lr} | {info['seconds'] / 60:.1f} min | {rates.get(phase, '')} |"
         )
     return lines + ["", f"Trained on {training['host_cpus']} CPU cores, finished {training['finished']}.", ""]
+
+
+def _cost_section(directory: Path, throughput: Path) -> list[str]:
+    """The file's size and, when measured (``bench/throughput.py --json``), faces per second."""
+    size = (directory / "model.keras").stat().st_size / 1e6
+    lines = ["## Cost", "", f"`model.keras`: {size:.1f} MB.", ""]
+    if not throughput.exists():
+        return lines
+    run = json.loads(throughput.read_text())
+    lines += [
+        f"Aligned faces per second, {run['images']} images, batch {run['batch_size']}, "
+        f"{run['cpus']} CPU cores, no GPU: `python bench/throughput.py --json "
+        "facelabel/models/default/report/throughput.json`.",
+        "",
+        "| runtime | raw forward | embedded `label --aligned` | `enqueue` → worker → SQL |",
+        "|---|---|---|---|",
+    ]
+    for runtime, r in run["runtimes"].items():
+        lines.append(f"| {runtime} | {r['raw']} | {r['label']} | {r['distributed']} |")
+    return lines + [""]
 
 
 def _wild_section(path: Path, reference: dict) -> list[str]:

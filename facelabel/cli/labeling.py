@@ -65,8 +65,8 @@ def _submit(settings, paths, aligned, batch_size, model, send, on_job=lambda job
 @click.option(
     "--model",
     metavar="M",
-    help="Model directory, registered version, or bundled `default`/`large` "
-    "(default: FACELABEL_MODEL, the active version, else `default`).",
+    help="Model directory or registered version "
+    "(default: FACELABEL_MODEL, the active version, else the bundled model).",
 )
 @BATCH_SIZE
 @click.pass_obj
@@ -136,7 +136,7 @@ def _load_model(sessions, job_id: int, settings) -> None:
     help="With --wait: give up after this long (exit status 3; the job goes on).",
 )
 @BATCH_SIZE
-@click.option("--model", metavar="M", help="Model directory, registered version, or `default`/`large`.")
+@click.option("--model", metavar="M", help="Model directory or registered version.")
 @click.pass_obj
 def enqueue(settings, paths, aligned, wait, timeout, batch_size, model):
     """Register a job and send its chunks to the workers through Redis; prints the job id.

@@ -11,9 +11,7 @@ import click
 @click.command()
 @click.argument("image", type=click.Path(exists=True, dir_okay=False))
 @click.option(
-    "--model",
-    metavar="M",
-    help="Model directory or `default`/`large` (default: FACELABEL_MODEL, else `default`).",
+    "--model", metavar="M", help="Model directory (default: FACELABEL_MODEL, else the bundled model)."
 )
 @click.option("--aligned", is_flag=True, help="The image is one aligned face: skip detection.")
 @click.option(
@@ -31,12 +29,12 @@ def predict(settings, image, model, aligned, out):
 
     from facelabel.artifact import ATTRIBUTES, load_artifact
     from facelabel.confined import read_file
-    from facelabel.settings import BUNDLED_MODEL, model_path
+    from facelabel.settings import BUNDLED_MODEL
     from facelabel.vision.classifier import get_classifier
     from facelabel.vision.faces import NoFace, find_faces
     from worker.labeling import to_faces
 
-    artifact = load_artifact(model_path(model or settings.model or BUNDLED_MODEL))
+    artifact = load_artifact(model or settings.model or BUNDLED_MODEL)
     try:
         found = find_faces(
             read_file(image, max_bytes=settings.max_file_bytes, data_roots=settings.data_roots),
