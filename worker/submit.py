@@ -86,10 +86,12 @@ def submit_job(
     model: str | None,
     send: Callable[[int, list[str], int], None],
     on_job: Callable[[int], None] = lambda job_id: None,
+    drain: Callable[[], None] = lambda: None,
 ) -> tuple[int, ScanCounts]:
     """Create a job over ``paths`` and hand each chunk of found images to
     ``send(job_id, chunk, chunk_id)`` as the scan goes, each recorded in the ledger first;
-    ``on_job(job_id)`` runs before the scan."""
+    ``on_job(job_id)`` runs before the scan, ``drain()`` after the last chunk is sent (a
+    ``send`` that hands chunks to threads waits for them there)."""
     absolute = outermost([os.path.abspath(os.path.expanduser(p)) for p in paths])
     roots = job_roots(absolute, settings.data_roots)
     with sessions.begin() as session:
@@ -113,6 +115,7 @@ def submit_job(
     try:
         on_job(job_id)
         _send_chunks(sessions, job_id, scan(absolute, counts), settings.chunk_size, send)
+        drain()
     except BaseException:  # a broker gone, Ctrl-C, a bug: the job will not complete by itself
         with sessions.begin() as session:
             mark_interrupted(session, job_id)

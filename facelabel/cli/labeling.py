@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import collections
+import functools
 import os
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import click
 
@@ -43,7 +46,9 @@ def _progress():
     )
 
 
-def _submit(settings, paths, aligned, batch_size, model, send, on_job=lambda job_id: None):
+def _submit(
+    settings, paths, aligned, batch_size, model, send, on_job=lambda job_id: None, drain=lambda: None
+):
     from worker.submit import submit_job
 
     sessions = sessions_for(settings)
@@ -56,7 +61,13 @@ def _submit(settings, paths, aligned, batch_size, model, send, on_job=lambda job
         model=model,
         send=send,
         on_job=on_job,
+        drain=drain,
     )
+
+
+# chunks labelled at once by embedded `label`: one chunk's reading, decoding and SQL run while
+# the other's batches go through the model (the classifier takes one batch at a time)
+OVERLAP = 2
 
 
 @click.command()
@@ -95,13 +106,30 @@ def label(settings, paths, aligned, model, batch_size):
             progress.update(task, description=f"job {job_id}")
             clock["start"] = time.perf_counter()
 
-        def send(job_id: int, chunk: list[str], chunk_id: int) -> None:
-            label_chunk(sessions_for(settings), job_id, chunk, settings=settings, chunk_id=chunk_id)
-            progress.advance(task, len(chunk))
+        chunks = ThreadPoolExecutor(OVERLAP, thread_name_prefix="chunk")
+        pending: collections.deque[tuple[Future, int]] = collections.deque()
+
+        def finish_one() -> None:
+            future, size = pending.popleft()
+            future.result()
+            progress.advance(task, size)
             rate = progress.tasks[0].completed / (time.perf_counter() - clock["start"])
             progress.update(task, rate=f"{rate:,.0f} img/s")
 
-        sessions, job_id, counts = _submit(settings, paths, aligned, batch_size, model, send, start)
+        def send(job_id: int, chunk: list[str], chunk_id: int) -> None:
+            work = functools.partial(label_chunk, sessions_for(settings), job_id, chunk, settings=settings)
+            pending.append((chunks.submit(work, chunk_id=chunk_id), len(chunk)))
+            while len(pending) >= OVERLAP:
+                finish_one()
+
+        def drain() -> None:
+            while pending:
+                finish_one()
+
+        with chunks:
+            sessions, job_id, counts = _submit(
+                settings, paths, aligned, batch_size, model, send, start, drain
+            )
     elapsed = time.perf_counter() - clock["start"]
     with sessions() as session:
         totals = job_counts(session, job_id)
