@@ -65,9 +65,17 @@ def awkward_folder(tmp_path):
     return root, good, reasons
 
 
-def test_awkward_folder_labels_everything_valid_and_explains_the_rest(awkward_folder, sqlite_url):
+@pytest.mark.parametrize("chunk_size", [64, 2], ids=["one chunk", "chunks of 2, two at a time"])
+def test_awkward_folder_labels_everything_valid_and_explains_the_rest(
+    awkward_folder, sqlite_url, chunk_size, monkeypatch
+):
+    from facelabel.settings import get_settings
+
+    monkeypatch.setenv("FACELABEL_CHUNK_SIZE", str(chunk_size))
+    get_settings.cache_clear()
     root, good, reasons = awkward_folder
     result = run("--db", sqlite_url, "label", str(root), "--aligned")
+    get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     total = len(good) + len(reasons)
     assert f"{total} images, {len(good)} faces, {len(reasons)} failures, 2 skipped" in result.output

@@ -229,8 +229,11 @@ def _cached_data(below, recipe: Recipe, data: _TrainingData):
     views = tf.data.Dataset.from_tensor_slices((np.asarray(train), labels)).shuffle(
         len(train), seed=recipe.seed, reshuffle_each_iteration=True
     )
-    pick = lambda x, y: (tf.cast(x[tf.random.uniform([], 0, tf.shape(x)[0], tf.int32)], tf.float32), y)  # noqa: E731
-    train_data = views.map(pick, num_parallel_calls=dataset.AUTOTUNE).batch(recipe.batch_size).prefetch(2)
+
+    def one_view(x, y):
+        return tf.cast(x[tf.random.uniform([], 0, tf.shape(x)[0], tf.int32)], tf.float32), y
+
+    train_data = views.map(one_view, num_parallel_calls=dataset.AUTOTUNE).batch(recipe.batch_size).prefetch(2)
     val = feature_cache.features(below, data.val_files, data.size)[:, 0]
     val_data = tf.data.Dataset.from_tensor_slices(
         (np.asarray(val, np.float32), dataset.labels_of(data.val_files, data.size))

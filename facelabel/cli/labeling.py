@@ -65,9 +65,10 @@ def _submit(
     )
 
 
-# chunks labelled at once by embedded `label`: one chunk's reading, decoding and SQL run while
-# the other's batches go through the model (the classifier takes one batch at a time)
-OVERLAP = 2
+# aligned chunks labelled at once by embedded `label`: one chunk's reading, decoding and SQL
+# run while the other's batches go through the model (the classifier takes one batch at a time);
+# photos wait for the detector, one photo batch at a time, so their chunks go one by one
+ALIGNED_OVERLAP = 2
 
 
 @click.command()
@@ -106,7 +107,8 @@ def label(settings, paths, aligned, model, batch_size):
             progress.update(task, description=f"job {job_id}")
             clock["start"] = time.perf_counter()
 
-        chunks = ThreadPoolExecutor(OVERLAP, thread_name_prefix="chunk")
+        overlap = ALIGNED_OVERLAP if aligned else 1
+        chunks = ThreadPoolExecutor(overlap, thread_name_prefix="chunk")
         pending: collections.deque[tuple[Future, int]] = collections.deque()
 
         def finish_one() -> None:
@@ -119,7 +121,7 @@ def label(settings, paths, aligned, model, batch_size):
         def send(job_id: int, chunk: list[str], chunk_id: int) -> None:
             work = functools.partial(label_chunk, sessions_for(settings), job_id, chunk, settings=settings)
             pending.append((chunks.submit(work, chunk_id=chunk_id), len(chunk)))
-            while len(pending) >= OVERLAP:
+            while len(pending) >= overlap:
                 finish_one()
 
         def drain() -> None:
