@@ -97,7 +97,8 @@ def decode_image(data: bytes, *, max_pixels: int, draft_size: int | None = None)
         with DECODING.reserve(image.size[0] * image.size[1], max_pixels):
             image.load()
             decoded_size = image.size
-            image = _to_rgb(ImageOps.exif_transpose(image))
+            ImageOps.exif_transpose(image, in_place=True)  # no copy of an upright photo
+            image = _to_rgb(image)
     except UnidentifiedImageError:
         raise ImageError(_unrecognised(data)) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
