@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuilds the bundled default model (facelabel/models/default) from ../shared with the project's own
 # commands: `make model`. About 3 hours on 2 CPU cores: 3 folds and the final model (2 hours),
-# the FaceNet candidate's (45 minutes), the benchmarks.
+# the FaceNet candidate's (about 55 minutes), the benchmarks.
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 CELEBA=${FACELABEL_CELEBA_DIR:-../shared/celeba-sample}

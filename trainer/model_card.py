@@ -46,7 +46,7 @@ def render(directory: str | Path, commands: str) -> str:
         *quality,
         *_wild_section(report / "wild.json", reference),
         *_screen_section(report / "screen.json"),
-        *_candidates_section(report / "candidates", meta, report / "throughput.json"),
+        *_candidates_section(report / "candidates", report / "throughput.json"),
         *_framing_section(Path(directory) / "report" / "framing.json"),
         *_cost_section(Path(directory), report / "throughput.json"),
         *_training_section(meta["training"]),
@@ -214,7 +214,7 @@ def _screen_section(path: Path) -> list[str]:
     ]
 
 
-def _candidates_section(folder: Path, meta: dict, throughput: Path) -> list[str]:
+def _candidates_section(folder: Path, throughput: Path) -> list[str]:
     """Recipes cross-validated by the same folds and not shipped (``report/candidates/NAME/``:
     their ``crossval.json``, ``model.json`` and ``bench/throughput.py --json`` figures)."""
     if not folder.is_dir():
@@ -229,7 +229,7 @@ def _candidates_section(folder: Path, meta: dict, throughput: Path) -> list[str]
         frozen = f", frozen up to `{recipe['frozen_below']}`" if recipe.get("frozen_below") else ""
         speeds = ", ".join(
             f"{runtime} {r['raw']}"
-            + (f" (this model: {own_speed[runtime]['raw']})" if runtime in own_speed else "")
+            + (f" (this model, in its own run: {own_speed[runtime]['raw']})" if runtime in own_speed else "")
             for runtime, r in cost["runtimes"].items()
         )
         gains = ", ".join(
