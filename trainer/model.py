@@ -20,7 +20,7 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
 class Backbone(NamedTuple):
-    constructor: str | None  # in keras.applications; None: ported from torch (see PORTED)
+    constructor: str | None  # in keras.applications; None: ported (see PORTED) or FaceNet's file
     preprocessing: str  # see preprocessing()
     takes_alpha: bool
 
@@ -36,12 +36,11 @@ BACKBONES = {
     "efficientnet-lite0-torch": Backbone(None, "lite", False),
     "facenet": Backbone(None, "standardise", False),
 }
-# backbones whose weights come from a file made by another framework: the module that ports
-# them and the function in it that builds the network (FaceNet's builds from its own file)
+# backbones whose ImageNet weights come from a torch file: the module that ports them and the
+# function in it that builds the network (FaceNet builds from its own Keras 2 file instead)
 PORTED = {
     "mobilenetv2-torch": ("trainer.torch_port", "build_mobilenet_v2"),
     "efficientnet-lite0-torch": ("trainer.efficientnet_lite_port", "build_efficientnet_lite0"),
-    "facenet": ("trainer.facenet_port", "build_facenet"),
 }
 FROZEN = "backbone_frozen"  # the part under Recipe.frozen_below, whose outputs train() caches
 
