@@ -39,12 +39,15 @@ def _compute(below, shard: str, size: int) -> np.ndarray:
     return np.concatenate(rows)
 
 
-def features(below, files: list[str], size: int, *, say=print) -> np.ndarray:
-    """(images, VIEWS, *feature shape) float16 for every record of the shards, in record order."""
+def features(below, files: list[str], size: int, *, compute: bool = True, say=print) -> np.ndarray | None:
+    """(images, VIEWS, *feature shape) float16 for every record of the shards, in record order;
+    without ``compute``, None unless every shard already has its cache."""
     key = weights_key(below, size)
+    paths = [Path(f"{shard}.frozen-{key}.npy") for shard in files]
+    if not compute and not all(path.exists() for path in paths):
+        return None
     parts = []
-    for shard in files:
-        cached = Path(f"{shard}.frozen-{key}.npy")
+    for shard, cached in zip(files, paths):
         if not cached.exists():
             say(f"frozen features of {shard}")
             partial = cached.with_suffix(".partial.npy")

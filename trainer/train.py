@@ -106,11 +106,12 @@ def load_history(directory: str | Path) -> dict | None:
 
 def predict(model, files: list[str], size: int, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, labels) over the shards, in record order; a model with a frozen part
-    reads that part's outputs from the shards' feature cache."""
+    reads that part's outputs from the shards' feature cache where training left one (else it
+    runs whole, and writes nothing beside the shards)."""
     split = cache_split(model)
-    if split is not None:
-        frozen = feature_cache.features(split.below, files, size)[:, 0]
-        probabilities = split.above.predict(frozen.astype("float32"), batch_size=batch_size, verbose=0)
+    frozen = split and feature_cache.features(split.below, files, size, compute=False)
+    if frozen is not None:
+        probabilities = split.above.predict(frozen[:, 0].astype("float32"), batch_size=batch_size, verbose=0)
         return probabilities, dataset.labels_of(files, size).numpy().astype(int)
     data = dataset.load(files, size=size, batch_size=batch_size, training=False)
     probabilities, labels = [], []
