@@ -4,10 +4,12 @@ runtime (FACELABEL_RUNTIME: keras, litert):
 (a) raw batched forward pass on pre-decoded tensors (the ceiling)
 (b) the seed's way: one ``model.predict`` per image (Keras)
 (c) embedded ``facelabel label --aligned``
-(d) ``facelabel enqueue --wait`` → one Celery worker → PostgreSQL
+(d) ``facelabel enqueue --wait`` → one Celery worker, as many processes as it starts by
+    default (or ``--worker-processes N``) → PostgreSQL
 
 Usage: [FACELABEL_MODEL=DIR] python bench/throughput.py [--images 2000] [--batch-size 32]
-           [--runtime keras --runtime litert] [--json MODEL/report/throughput.json]
+           [--runtime keras --runtime litert] [--worker-processes N]
+           [--json MODEL/report/throughput.json]
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -26,13 +27,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.common import REDIS_URL, Timer, aligned_folder  # noqa: E402
-from db.engine import open_database  # noqa: E402
-from db.models import Job  # noqa: E402
+from bench.common import Timer, aligned_folder, distributed, facelabel  # noqa: E402
 from facelabel.artifact import load_artifact  # noqa: E402
 from facelabel.settings import BUNDLED_MODEL  # noqa: E402
 from facelabel.vision.imaging import crop_face, decode_image, whole_image  # noqa: E402
-from tests.helpers import fresh_pg_database  # noqa: E402
 
 
 def decoded_batch(folder: Path, size: int) -> np.ndarray:
@@ -60,15 +58,6 @@ def seed_way(classifier, pixels: np.ndarray, count: int) -> float:
     return count / timer.seconds
 
 
-def facelabel(env: dict, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "facelabel", *args], env={**os.environ, **env}, capture_output=True, text=True
-    )
-    if result.returncode:
-        sys.exit(f"facelabel {' '.join(args)} failed: {result.stderr.strip()}")
-    return result
-
-
 def embedded(folder: Path, scratch: Path, batch_size: int, runtime: str) -> tuple[float, float]:
     """(rate the CLI reports, excluding model load) and (images / whole command wall time)."""
     db = f"sqlite:///{scratch / f'embedded-{runtime}.db'}"
@@ -79,39 +68,6 @@ def embedded(folder: Path, scratch: Path, batch_size: int, runtime: str) -> tupl
         )
     reported = float(re.search(r"\(([\d,.]+) images/s\)", result.stdout).group(1).replace(",", ""))
     return reported, count_images(folder) / timer.seconds
-
-
-def distributed(folder: Path, scratch: Path, batch_size: int, runtime: str) -> float:
-    """Images/s from job creation to job completion (database timestamps), worker warm."""
-    import redis
-
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    env = {
-        "FACELABEL_DB_URL": fresh_pg_database("facelabel_bench_throughput"),
-        "FACELABEL_BROKER_URL": REDIS_URL,
-        "FACELABEL_RUNTIME": runtime,
-    }
-    log = open(scratch / "worker.log", "wb")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "facelabel", "worker", "--loglevel", "WARNING"],
-        env={**os.environ, **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        warm = scratch / "warm"
-        aligned_folder(warm, 8)
-        facelabel(env, "enqueue", str(warm), "--aligned", "--wait")
-        result = facelabel(
-            env, "enqueue", str(folder), "--aligned", "--wait", "--batch-size", str(batch_size)
-        )
-        with open_database(env["FACELABEL_DB_URL"])() as session:
-            job = session.get(Job, int(result.stdout.split()[0]))
-            seconds = (job.finished_at - job.created_at).total_seconds()
-        return count_images(folder) / seconds
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
 
 
 def count_images(folder: Path) -> int:
@@ -126,17 +82,22 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed-images", type=int, default=200)
     parser.add_argument("--runtime", action="append", choices=("keras", "litert"), help="Default: both.")
+    parser.add_argument("--worker-processes", type=int, help="(d): the worker's --concurrency.")
     parser.add_argument(
         "--json", help="Also write the figures here (the model card reads report/throughput.json)."
     )
     args = parser.parse_args()
 
+    from facelabel.cli.labeling import default_processes
     from facelabel.settings import read_settings
     from facelabel.vision.classifier import Classifier, get_classifier
 
     model = os.environ.get("FACELABEL_MODEL") or str(BUNDLED_MODEL)
     artifact = load_artifact(model)
     runtimes = args.runtime or ["keras", "litert"]
+    processes = args.worker_processes
+    cpus = len(os.sched_getaffinity(0))
+    defaults = {r: default_processes(read_settings().with_(runtime=r), "label", cpus)[0] for r in runtimes}
     rows = {}
     with tempfile.TemporaryDirectory(prefix="facelabel-bench-") as scratch:
         scratch = Path(scratch)
@@ -147,11 +108,15 @@ def main() -> None:
             classifier = get_classifier(model, read_settings().with_(runtime=runtime))
             raw = raw_forward(classifier, pixels, args.batch_size)
             reported, wall = embedded(folder, scratch, args.batch_size, runtime)
-            rows[runtime] = (raw, reported, wall, distributed(folder, scratch, args.batch_size, runtime))
+            dist, _ = distributed(
+                folder, {"FACELABEL_RUNTIME": runtime}, processes=processes, batch_size=args.batch_size
+            )
+            rows[runtime] = (raw, reported, wall, dist)
 
     print(
         f"model {artifact.name}, {args.images} aligned images, batch {args.batch_size}, {os.cpu_count()} CPUs"
     )
+    print(f"(d) worker processes: {processes or 'the default: ' + str(defaults)}")
     print(f"(b) one Keras predict per image (the seed's way): {seed:.1f} images/s")
     print(
         "| runtime | (a) raw forward | (c) embedded label | c/a | whole command "
@@ -173,6 +138,7 @@ def main() -> None:
             "batch_size": args.batch_size,
             "cpus": os.cpu_count(),
             "seed_way": round(seed, 1),
+            "worker_processes": processes or defaults,
             "runtimes": {
                 runtime: dict(zip(("raw", "label", "label_wall", "distributed"), (round(v, 1) for v in row)))
                 for runtime, row in rows.items()

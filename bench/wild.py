@@ -63,7 +63,7 @@ def main() -> None:
         folder.mkdir()
         for example in examples:
             shutil.copyfile(celeba / "wild" / "images" / example.image, folder / example.image)
-        big = _big_photos(folder / examples[0].image, Path(scratch) / "big", args.big)
+        big = big_photos(folder / examples[0].image, Path(scratch) / "big", args.big)
         for detector in args.detector or NAMES:
             for framing in framings:
                 row = measure(folder, examples, model, detector, framing)
@@ -148,7 +148,7 @@ def label_run(folder: Path, detector: str, framing: str, database: Path) -> dict
     return {"label_photos_per_second": rate, "label_peak_rss_mib": peak}
 
 
-def _big_photos(source: Path, folder: Path, count: int) -> Path:
+def big_photos(source: Path, folder: Path, count: int) -> Path:
     """``count`` different 6000×4000 JPEGs made from one wild photo."""
     from PIL import Image
 

@@ -10,9 +10,12 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from click.testing import CliRunner
 
 from facelabel.cli import main
+from facelabel.cli.labeling import default_processes
+from facelabel.settings import Settings
 from tests import images
 
 PROBE = textwrap.dedent(
@@ -165,3 +168,16 @@ def test_enqueue_wait_gives_up_after_its_timeout(tmp_path, sqlite_url, redis_url
     assert done.returncode == 3, done.stderr
     assert done.stdout.strip() == "1"  # the job id, then the note on stderr
     assert "job 1: 0 of 2 images after 1.5 s; it goes on" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "runtime, queues, layout",
+    [
+        ("litert", "label", (4, 1)),  # CPU workers: one one-thread LiteRT process per CPU
+        ("litert", "label,train", (4, 1)),
+        ("keras", "label", (1, 4)),  # one TensorFlow process: it spreads each batch itself
+        ("litert", "train", (1, 4)),  # a trainer: one run at a time
+    ],
+)
+def test_a_worker_without_concurrency_runs_one_process_per_cpu_on_litert(runtime, queues, layout):
+    assert default_processes(Settings(runtime=runtime), queues, cpus=4) == layout

@@ -12,6 +12,8 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from db.models import Job, JobItem, Result
+from facelabel.cli.labeling import default_processes
+from facelabel.settings import read_settings
 from tests import images
 from tests.helpers import WorkerProcess, wait_for
 
@@ -65,6 +67,8 @@ def test_enqueue_wait_labels_a_folder_through_a_worker(tmp_path, stack_env, work
     assert len(rows) == 41  # header + one face per image
     failures = facelabel(stack_env, "failures", "--job", str(job_id), "--format", "csv").stdout
     assert "broken.jpg" in failures and "not an image" in failures
+    processes, _ = default_processes(read_settings(), "label", len(os.sched_getaffinity(0)))
+    assert f"concurrency: {processes} (prefork)" in (tmp_path / "w1.log").read_text()
 
 
 def test_worker_killed_mid_job_loses_and_duplicates_nothing(tmp_path, stack_env, workers):

@@ -245,9 +245,8 @@ def _follow(sessions, job_id: int, total: int, app, timeout: float | None) -> No
     "--concurrency",
     "-c",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Worker processes (one per GPU).",
+    help="Worker processes (default: 1 where the model runs on Keras, as on a GPU; one per CPU "
+    "this worker may use on LiteRT, the CPU runtime, with the CPUs' LiteRT threads shared out).",
 )
 @click.option("--queues", "-Q", default="label", show_default=True, help="Queues to consume.")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
@@ -277,6 +276,10 @@ def worker(settings, concurrency, queues, loglevel, metrics_port, celery_args):
             raise click.ClickException(str(exc)) from None
         os.environ["CUDA_VISIBLE_DEVICES"] = lease.index  # before TensorFlow starts in the children
         _stderr().print(f"worker uses GPU {lease.index} of node {settings.node}")
+    if concurrency is None:
+        concurrency, threads = default_processes(settings, queues, len(os.sched_getaffinity(0)))
+        if settings.runtime_threads is None:
+            os.environ["FACELABEL_RUNTIME_THREADS"] = str(threads)
     port = settings.metrics_port if metrics_port is None else metrics_port
     if port:  # a fresh folder where the worker's processes add up their metrics (worker/metrics.py)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="facelabel-metrics-")
@@ -296,6 +299,18 @@ def worker(settings, concurrency, queues, loglevel, metrics_port, celery_args):
     finally:
         if lease is not None:
             lease.release()
+
+
+def default_processes(settings, queues: str, cpus: int) -> tuple[int, int]:
+    """(worker processes, LiteRT threads each) without ``--concurrency``: one process where the
+    model runs on Keras (it spreads a batch over the CPUs or a GPU itself, and each process would
+    hold its own TensorFlow) or for a trainer; on LiteRT one single-threaded process per CPU, so
+    that one process's reading, detection and SQL overlap the others' forward passes
+    (bench/worker_processes.py)."""
+    from facelabel.vision.classifier import runtime_for
+
+    labels = "label" in queues.split(",")  # worker.celery_app.LABEL_QUEUE
+    return (cpus, 1) if labels and runtime_for(settings.runtime) == "litert" else (1, cpus)
 
 
 @click.command()
