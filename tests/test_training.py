@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from facelabel.artifact import load_artifact
+from facelabel.artifact import ATTRIBUTES, load_artifact
 from facelabel.cli import main
 from tests import images
 from tests.helpers import invoke_ok as invoke
@@ -212,17 +212,32 @@ def test_crossval_predicts_each_person_by_a_model_that_never_saw_them(tmp_path, 
     )  # fmt: skip
     manifest = json.loads((tmp_path / "rec" / "manifest.json").read_text())
     assert set(manifest["splits"]) == {"fold0", "fold1", "fold2", "test"}
+    other = images.synthetic_celeba(tmp_path / "other", count=60, seed=1)  # other photos, same people
+    invoke(
+        "data",
+        "convert",
+        "--annotation",
+        tmp_path / "other" / "list_attr_celeba.txt",
+        "--json",
+        tmp_path / "o.json",
+    )
+    invoke(
+        "data", "tfrecords", "--json", tmp_path / "o.json", "--images", other, "--out", tmp_path / "scored",
+        "--identities", tmp_path / "identity_CelebA.txt", "--folds", 3, "--test-percent", 20, "--size", 32,
+    )  # fmt: skip
     arguments = (
-        "--db", sqlite_url, "crossval", "--records", tmp_path / "rec", "--identities",
-        tmp_path / "identity_CelebA.txt", "--work", tmp_path / "cv", "--name", "cv-final", "--model",
-        "mobilenet", "--weights", "none", "--epochs", 1, "--batch-size", 16,
+        "--db", sqlite_url, "crossval", "--records", tmp_path / "rec", "--score-only", tmp_path / "scored",
+        "--identities", tmp_path / "identity_CelebA.txt", "--work", tmp_path / "cv", "--name", "cv-final",
+        "--model", "mobilenet", "--weights", "none", "--epochs", 1, "--batch-size", 16,
     )  # fmt: skip
     out = invoke(*arguments)
     assert "registered" in out
 
     oof = [json.loads(line) for line in (tmp_path / "cv" / "oof.jsonl").read_text().splitlines()]
+    scored = [r for r in oof if r["folder"] == "scored"]
+    oof = [r for r in oof if r["folder"] == "rec"]
     in_folds = sum(manifest["splits"][f"fold{k}"]["images"] for k in range(3))
-    assert len(oof) == in_folds == len({r["image"] for r in oof})
+    assert len(oof) == in_folds == len({r["image"] for r in oof}) == len(scored)
     for fold in range(3):
         trained = load_artifact(tmp_path / "cv" / "folds" / f"fold{fold}").meta["training"]["data"]["train"]
         assert all(not spec.endswith(f"fold{fold}") for spec in trained) and len(trained) == 2
@@ -238,6 +253,17 @@ def test_crossval_predicts_each_person_by_a_model_that_never_saw_them(tmp_path, 
     final = load_artifact(tmp_path / "cv" / "models" / "cv-final")
     assert final.thresholds == report["thresholds"]
     assert "cross-validation" in final.meta["thresholds_from"]
+    # the score-only photos: the share each labels positive, fold models against the shipped one
+    check = report["shipped_model"]
+    assert check["faces"] == len(scored)
+    shipped = _shipped_probabilities(final, tmp_path / "scored")
+    for column, attribute in enumerate(ATTRIBUTES):
+        threshold, shares = final.thresholds[attribute], check["attributes"][attribute]["labelled_positive"]
+        folds = np.mean([r["probabilities"][column] >= threshold for r in scored])
+        assert shares == {
+            "fold_models": round(float(folds), 4),
+            "shipped_model": round(float(np.mean(shipped[:, column] >= threshold)), 4),
+        }
     test = json.loads((tmp_path / "cv" / "test.json").read_text())
     assert test["sets"]["rec"]["faces"] == manifest["splits"]["test"]["images"]
     assert test["sets"]["all training folders"]["faces"] == manifest["splits"]["test"]["images"]
@@ -247,10 +273,21 @@ def test_crossval_predicts_each_person_by_a_model_that_never_saw_them(tmp_path, 
         (final.directory / "report" / name).write_text((tmp_path / "cv" / name).read_text())
     card = render(final.directory, "make model")
     assert "## Quality on people the model has never seen" in card and "| rec |" in card
+    hat = check["attributes"]["hat"]
+    assert f"| hat | {hat['support']} | {hat['labelled_positive']['fold_models']:.1%} |" in card
 
     before = (tmp_path / "cv" / "folds" / "fold0" / "model.json").stat().st_mtime_ns
     invoke(*arguments[:-2], "--name", "cv-final-2")  # a re-run reuses the finished folds
     assert (tmp_path / "cv" / "folds" / "fold0" / "model.json").stat().st_mtime_ns == before
+
+
+def _shipped_probabilities(artifact, records) -> np.ndarray:
+    from trainer.crossval import _model
+    from trainer.records import record_files
+    from trainer.train import predict
+
+    files = [f for k in range(3) for f in record_files(records / f"fold{k}")]
+    return predict(_model(artifact.directory), files, artifact.input_size)[0]
 
 
 def _names(records, split) -> list[str]:

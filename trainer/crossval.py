@@ -8,6 +8,8 @@ e.g. in-the-wild photos cropped by the detector): out-of-fold probabilities for 
 Each fold is scored at thresholds chosen on the *other* folds' out-of-fold predictions, and
 intervals resample people, not images. The final model trains on every fold with thresholds
 from all out-of-fold predictions; the ``test`` people are scored once, by that model only.
+Score-only photos, which no model trained on, check that the shipped model reads those
+thresholds as the fold models did (``shipped_model`` in the report).
 """
 
 from __future__ import annotations
@@ -166,7 +168,8 @@ def run(
         keras.backend.clear_session()
     oof = Scored.from_rows([json.loads(line) for line in oof_path.read_text().splitlines()])
     trained_on = np.isin(oof.folder, [Path(d).name for d in folders])
-    thresholds = best_thresholds(oof.probabilities[trained_on], oof.labels[trained_on])
+    # rounded as the shipped model stores them, so that every figure is at the shipped values
+    thresholds = np.round(best_thresholds(oof.probabilities[trained_on], oof.labels[trained_on]), 4)
     report = crossval_report(oof, trained_on, folds)
     report["thresholds"] = {a: round(float(t), 4) for a, t in zip(ATTRIBUTES, thresholds)}
     (work / REPORT).write_text(json.dumps(report, indent=2) + "\n")
@@ -179,9 +182,14 @@ def run(
         name=name,
         thresholds=(thresholds.tolist(), THRESHOLDS_FROM.format(folds=folds)),
     )
-    test = predict_split(_model(final), folders + score_only, "test", -1, people)
+    model = _model(final)
+    test = predict_split(model, folders + score_only, "test", -1, people)
     held_out = np.isin(test.folder, [Path(d).name for d in folders])
     (work / TEST).write_text(json.dumps(test_report(test, held_out, thresholds), indent=2) + "\n")
+    if score_only:  # faces no model trained on: does the shipped model read its thresholds alike?
+        shipped = [predict_split(model, score_only, f"fold{k}", k, people) for k in range(folds)]
+        report["shipped_model"] = agreement(oof.where(~trained_on), shipped, thresholds)
+        (work / REPORT).write_text(json.dumps(report, indent=2) + "\n")
     return final
 
 
@@ -206,6 +214,34 @@ def crossval_report(oof: Scored, trained_on: np.ndarray, folds: int) -> dict:
     for name in dict.fromkeys(oof.folder):
         report["sets"][name] = metrics(oof.where(folder == name), per_row[folder == name])
     return report
+
+
+def agreement(oof: Scored, shipped: list[Scored], thresholds: np.ndarray) -> dict:
+    """The fold models (``oof``) and the shipped model on the same faces, which none of them
+    trained on: per attribute, the share each labels positive at the shipped thresholds, and
+    each one's F1. The thresholds were chosen on the fold models' outputs; a shipped model that
+    scores differently labels a different share, and its F1 there shows what that costs."""
+    rows = {(f, i): n for n, (f, i) in enumerate(zip(oof.folder, oof.image))}
+    order = [rows[key] for part in shipped for key in zip(part.folder, part.image)]
+    labels, folds = oof.labels[order], oof.probabilities[order] >= thresholds
+    final = np.concatenate([part.probabilities for part in shipped]) >= thresholds
+    return {
+        "faces": len(order),
+        "attributes": {
+            attribute: {
+                "support": int(labels[:, column].sum()),
+                "labelled_positive": {
+                    "fold_models": round(float(folds[:, column].mean()), 4),
+                    "shipped_model": round(float(final[:, column].mean()), 4),
+                },
+                "f1": {
+                    "fold_models": round(f1_score(labels[:, column], folds[:, column].astype(int)), 4),
+                    "shipped_model": round(f1_score(labels[:, column], final[:, column].astype(int)), 4),
+                },
+            }
+            for column, attribute in enumerate(ATTRIBUTES)
+        },
+    }
 
 
 def test_report(test: Scored, trained_on: np.ndarray, thresholds: np.ndarray) -> dict:
