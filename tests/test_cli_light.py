@@ -181,3 +181,8 @@ def test_enqueue_wait_gives_up_after_its_timeout(tmp_path, sqlite_url, redis_url
 )
 def test_a_worker_without_concurrency_runs_one_process_per_cpu_on_litert(runtime, queues, layout):
     assert default_processes(Settings(runtime=runtime), queues, cpus=4) == layout
+
+
+def test_a_big_cpu_machine_gets_a_few_processes_with_threads_each():
+    """Not 64 processes, each with its own database connections."""
+    assert default_processes(Settings(runtime="litert"), "label", cpus=64) == (8, 8)

@@ -245,8 +245,8 @@ def _follow(sessions, job_id: int, total: int, app, timeout: float | None) -> No
     "--concurrency",
     "-c",
     type=click.IntRange(min=1),
-    help="Worker processes (default: 1 where the model runs on Keras, as on a GPU; one per CPU "
-    "this worker may use on LiteRT, the CPU runtime, with the CPUs' LiteRT threads shared out).",
+    help="Worker processes (default: 1 where the model runs on Keras, as on a GPU; on LiteRT, the "
+    "CPU runtime, one per CPU this worker may use, at most 8, the CPUs' LiteRT threads shared out).",
 )
 @click.option("--queues", "-Q", default="label", show_default=True, help="Queues to consume.")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
@@ -301,16 +301,22 @@ def worker(settings, concurrency, queues, loglevel, metrics_port, celery_args):
             lease.release()
 
 
+MAX_DEFAULT_PROCESSES = 8  # each holds database connections (PostgreSQL allows 100 by default)
+
+
 def default_processes(settings, queues: str, cpus: int) -> tuple[int, int]:
     """(worker processes, LiteRT threads each) without ``--concurrency``: one process where the
     model runs on Keras (it spreads a batch over the CPUs or a GPU itself, and each process would
-    hold its own TensorFlow) or for a trainer; on LiteRT one single-threaded process per CPU, so
-    that one process's reading, detection and SQL overlap the others' forward passes
-    (bench/worker_processes.py)."""
+    hold its own TensorFlow) or for a trainer; on LiteRT a process per CPU (at most
+    MAX_DEFAULT_PROCESSES, sharing the CPUs' threads), so that one process's reading, detection
+    and SQL overlap the others' forward passes (bench/worker_processes.py)."""
     from facelabel.vision.classifier import runtime_for
 
     labels = "label" in queues.split(",")  # worker.celery_app.LABEL_QUEUE
-    return (cpus, 1) if labels and runtime_for(settings.runtime) == "litert" else (1, cpus)
+    if not labels or runtime_for(settings.runtime) != "litert":
+        return 1, cpus
+    processes = min(cpus, MAX_DEFAULT_PROCESSES)
+    return processes, cpus // processes
 
 
 @click.command()
