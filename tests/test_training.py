@@ -253,6 +253,14 @@ def test_crossval_predicts_each_person_by_a_model_that_never_saw_them(tmp_path, 
     final = load_artifact(tmp_path / "cv" / "models" / "cv-final")
     assert final.thresholds == report["thresholds"]
     assert "cross-validation" in final.meta["thresholds_from"]
+    fold_images = [
+        load_artifact(tmp_path / "cv" / "folds" / f"fold{k}").meta["training"]["data"]["train_images"]
+        for k in range(3)
+    ]  # the final model trains as many batches an epoch as a fold model, on every fold
+    assert final.meta["training"]["recipe"]["steps_per_epoch"] == round(
+        np.mean(np.ceil(np.array(fold_images) / 16))
+    )
+    assert final.meta["training"]["data"]["train_images"] == sum(fold_images) // 2
     # the score-only photos: the share each labels positive, fold models against the shipped one
     check = report["shipped_model"]
     assert check["faces"] == len(scored)

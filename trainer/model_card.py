@@ -288,7 +288,12 @@ def _slower(cost: dict, own: dict) -> str:
     ratios = [
         f"{own[r]['raw'] / c['raw']:.1f} × slower on {r}" for r, c in cost["runtimes"].items() if r in own
     ]
-    return f" Raw forward: {', '.join(ratios)}." if ratios else ""
+    if not ratios:
+        return ""
+    return (
+        f" Raw forward, against this model's own run: {', '.join(ratios)} (separate runs; this "
+        "machine's speed differs between days, so compare runs of one day)."
+    )
 
 
 def _training_section(training: dict) -> list[str]:
@@ -303,6 +308,12 @@ def _training_section(training: dict) -> list[str]:
     else:
         seen = f"Augmentation: {augmentation}."
     stored = " Weights stored at float16." if recipe.get("float16") else ""
+    if recipe.get("steps_per_epoch"):
+        stored += (
+            f" Each epoch is {recipe['steps_per_epoch']} batches (the images drawn again as needed), "
+            "as many as a cross-validation model's, so that this model is trained as far as the "
+            "models whose outputs chose its thresholds."
+        )
     lines = [
         "## Training",
         "",

@@ -32,6 +32,7 @@ class Recipe:
     seed: int = 0
     frozen_below: str | None = None  # FaceNet: layers up to this one stay frozen, their outputs cached
     float16: bool = False  # store the weights at half precision (and start from them rounded)
+    steps_per_epoch: int | None = None  # batches per epoch, the data repeated (None: one pass)
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:

@@ -50,7 +50,7 @@ def weighted_bce(weights: np.ndarray):
     return loss
 
 
-def _fit(model, train, val, *, epochs, lr, loss, patience, directory: Path, phase: str) -> dict:
+def _fit(model, train, val, *, epochs, steps, lr, loss, patience, directory: Path, phase: str) -> dict:
     """One phase; with ``patience`` None it runs every epoch and keeps the last weights (val is
     only measured), else val picks the best epoch, stops early and lowers the learning rate."""
     import keras
@@ -80,7 +80,9 @@ def _fit(model, train, val, *, epochs, lr, loss, patience, directory: Path, phas
             ),
         ]
     started = time.perf_counter()
-    history = model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=2)
+    history = model.fit(
+        train, validation_data=val, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=2
+    )
     seconds = time.perf_counter() - started
     if patience is None:
         model.save_weights(str(best))
@@ -211,7 +213,18 @@ def _fit_phases(model, recipe: Recipe, data: _TrainingData, loss, work: Path) ->
         trained = split.above
         train_data, val_data = _cached_data(split.below, recipe, data)
     patience = None if recipe.fixed_epochs else recipe.patience
-    fit = functools.partial(_fit, trained, train_data, val_data, loss=loss, patience=patience, directory=work)
+    if recipe.steps_per_epoch:
+        train_data = train_data.repeat()
+    fit = functools.partial(
+        _fit,
+        trained,
+        train_data,
+        val_data,
+        steps=recipe.steps_per_epoch,
+        loss=loss,
+        patience=patience,
+        directory=work,
+    )
     phases = {"head": fit(epochs=recipe.epochs, lr=recipe.lr, phase="head")}
     if recipe.fine_tune:
         trainable = unfreeze(model, fraction=recipe.unfreeze_fraction)
@@ -246,6 +259,7 @@ def _metadata(name, recipe, data: _TrainingData, thresholds, metrics, phases, we
     """The model card's raw material, stored in ``model.json`` beside the weights."""
     backbone = BACKBONES[recipe.backbone]
     (values, source), train_images = thresholds, len(train_labels)
+    per_epoch = recipe.steps_per_epoch * recipe.batch_size if recipe.steps_per_epoch else train_images
     return {
         "name": name,
         "backbone": recipe.backbone,
@@ -262,7 +276,7 @@ def _metadata(name, recipe, data: _TrainingData, thresholds, metrics, phases, we
             "positive_weights": {a: round(float(w), 3) for a, w in zip(ATTRIBUTES, weights)},
             "phases": {p: {k: v for k, v in i.items() if k != "history"} for p, i in phases.items()},
             "train_images_per_second": {
-                phase: round(train_images * info["epochs"] / info["seconds"], 1)
+                phase: round(per_epoch * info["epochs"] / info["seconds"], 1)
                 for phase, info in phases.items()
                 if info["seconds"]
             },
