@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuilds the bundled default model (facelabel/models/default) from ../shared with the project's own
-# commands: `make model`. About 3 hours on 2 CPU cores: 3 folds and the final model (2 hours),
+# commands: `make model`. About 2 hours on 2 CPU cores: 3 folds and the final model (about 65 minutes),
 # the FaceNet candidate's (about 55 minutes), the benchmarks.
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
