@@ -214,15 +214,22 @@ THRESHOLDS_FROM = (
 )
 
 
-def crossval_report(oof: Scored, trained_on: np.ndarray, folds: int) -> dict:
-    """Per folder and pooled over the training folders: each fold scored at thresholds chosen on
-    the other folds' out-of-fold predictions (of the training folders)."""
+def cross_fitted_thresholds(oof: Scored, trained_on: np.ndarray, folds: int) -> np.ndarray:
+    """Each row's thresholds: chosen on the other folds' out-of-fold predictions of the training
+    folders, never on the row's own fold."""
     fold = np.array(oof.fold)
     pool = oof.where(trained_on)
     per_row = np.zeros_like(oof.probabilities)
     for k in range(folds):
         others = np.array(pool.fold) != k
         per_row[fold == k] = best_thresholds(pool.probabilities[others], pool.labels[others])
+    return per_row
+
+
+def crossval_report(oof: Scored, trained_on: np.ndarray, folds: int) -> dict:
+    """Per folder and pooled over the training folders: each fold scored at thresholds chosen on
+    the other folds' out-of-fold predictions (of the training folders)."""
+    per_row = cross_fitted_thresholds(oof, trained_on, folds)
     report = {"folds": folds, "people": len(set(oof.person)), "sets": {}}
     folder = np.array(oof.folder)
     report["sets"][POOLED] = metrics(oof.where(trained_on), per_row[trained_on])

@@ -1,0 +1,103 @@
+"""Mirror test-time averaging judged by the cross-validation that chose the bundled model: each
+fold model also predicts its held-out fold mirrored, the two probabilities are averaged, and
+the thresholds are cross-fitted as ``crossval`` fits them. Prints both reports and the pooled
+macro-F1 difference with a 95 % interval from resampling people (the same draws for both).
+
+Usage: python bench/flip_average.py --work build/model/cv --records build/model/records/aligned
+           --records build/model/records/aligned_89x109 --score-only build/model/records/wild
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from facelabel.artifact import ATTRIBUTES  # noqa: E402
+from trainer.crossval import (  # noqa: E402
+    OOF,
+    POOLED,
+    ROUNDS,
+    Scored,
+    _model,
+    cross_fitted_thresholds,
+    crossval_report,
+    fold_count,
+    weighted_f1,
+)
+
+
+def mirrored(work: Path, oof: Scored, folders: list[str], folds: int) -> np.ndarray:
+    """Each fold model's probabilities for its held-out fold, mirrored, in ``oof``'s row order."""
+    import tensorflow as tf
+
+    from trainer.dataset import images_of, names_of
+    from trainer.records import record_files
+
+    row = {key: n for n, key in enumerate(zip(oof.folder, oof.image))}
+    out = np.full_like(oof.probabilities, np.nan)
+    for k in range(folds):
+        model = _model(work / "folds" / f"fold{k}")
+        size = model.input_shape[1]
+        for folder in folders:
+            files = record_files(Path(folder) / f"fold{k}")
+            batches = images_of(files, size).batch(64).map(tf.image.flip_left_right)
+            probabilities = np.concatenate([model.predict_on_batch(b) for b in batches])
+            for name, p in zip(names_of(files), probabilities):
+                out[row[(Path(folder).name, name)]] = p
+    return out
+
+
+def paired_difference(plain: Scored, other: Scored, trained_on, folds: int) -> list[float]:
+    """Mean and 95 % interval of (other − plain) pooled macro-F1 over person resamples."""
+    guesses = [
+        (s.probabilities >= cross_fitted_thresholds(s, trained_on, folds))[trained_on].astype(int)
+        for s in (plain, other)
+    ]
+    labels, persons = plain.labels[trained_on], np.array(plain.person)[trained_on]
+    people, groups = np.unique(persons, return_inverse=True)
+    rng, differences = np.random.default_rng(0), []
+    for _ in range(ROUNDS):
+        draw = rng.integers(0, len(people), len(people))
+        weights = np.bincount(draw, minlength=len(people))[groups]
+        f1 = [
+            np.mean([weighted_f1(labels[:, j], g[:, j], weights) for j in range(len(ATTRIBUTES))])
+            for g in guesses
+        ]
+        differences.append(f1[1] - f1[0])
+    return [round(float(x), 4) for x in (np.mean(differences), *np.percentile(differences, [2.5, 97.5]))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--work", required=True, help="A finished crossval --work folder.")
+    parser.add_argument("--records", action="append", required=True)
+    parser.add_argument("--score-only", action="append", default=[])
+    args = parser.parse_args()
+    work = Path(args.work)
+    folds = fold_count(args.records + args.score_only)
+    plain = Scored.from_rows([json.loads(line) for line in (work / OOF).read_text().splitlines()])
+    flipped = mirrored(work, plain, args.records + args.score_only, folds)
+    averaged = Scored(
+        plain.folder, plain.fold, plain.person, plain.image, (plain.probabilities + flipped) / 2, plain.labels
+    )
+    trained_on = np.isin(plain.folder, [Path(d).name for d in args.records])
+    for name, scored in (("plain", plain), ("mirror-averaged", averaged)):
+        for folder, m in crossval_report(scored, trained_on, folds)["sets"].items():
+            f1s = ", ".join(f"{a} {m['attributes'][a]['f1']}" for a in ATTRIBUTES)
+            print(
+                f"{name}, {folder}: macro-F1 {m['macro_f1']} {m['macro_f1_95']}, AUC {m['macro_auc']}; {f1s}"
+            )
+    mean, low, high = paired_difference(plain, averaged, trained_on, folds)
+    print(f"{POOLED}, mirror-averaged minus plain macro-F1: {mean:+.4f} (95 % {low:+.4f} to {high:+.4f})")
+
+
+if __name__ == "__main__":
+    main()
