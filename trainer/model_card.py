@@ -50,7 +50,7 @@ def render(directory: str | Path, commands: str) -> str:
         *quality,
         *_wild_section(report / "wild.json", reference),
         *_screen_section(report / "screen.json"),
-        *_candidates_section(report / "candidates", report / "throughput.json"),
+        *_candidates_section(report / "candidates", meta, report / "throughput.json"),
         *_framing_section(Path(directory) / "report" / "framing.json"),
         *_cost_section(Path(directory), report / "throughput.json"),
         *_training_section(meta["training"]),
@@ -242,9 +242,10 @@ def _screen_section(path: Path) -> list[str]:
     ]
 
 
-def _candidates_section(folder: Path, throughput: Path) -> list[str]:
+def _candidates_section(folder: Path, meta: dict, throughput: Path) -> list[str]:
     """Recipes cross-validated by the same folds and not shipped (``report/candidates/NAME/``:
-    their ``crossval.json``, ``model.json`` and ``bench/throughput.py --json`` figures)."""
+    their ``crossval.json``, ``model.json`` and, for another network, ``bench/throughput.py
+    --json`` figures; a candidate without them is this model's network trained another way)."""
     if not folder.is_dir():
         return []
     ours = json.loads((folder.parent / "crossval.json").read_text())["sets"]
@@ -252,14 +253,9 @@ def _candidates_section(folder: Path, throughput: Path) -> list[str]:
     lines = ["## Tried and rejected", ""]
     for candidate in sorted(p for p in folder.iterdir() if p.is_dir()):
         cv = json.loads((candidate / "crossval.json").read_text())
-        recipe = json.loads((candidate / "model.json").read_text())["training"]["recipe"]
-        cost = json.loads((candidate / "throughput.json").read_text())
+        theirs = json.loads((candidate / "model.json").read_text())
+        recipe = theirs["training"]["recipe"]
         frozen = f", frozen up to `{recipe['frozen_below']}`" if recipe.get("frozen_below") else ""
-        speeds = ", ".join(
-            f"{runtime} {r['raw']}"
-            + (f" (this model, in its own run: {own_speed[runtime]['raw']})" if runtime in own_speed else "")
-            for runtime, r in cost["runtimes"].items()
-        )
         gains = ", ".join(
             f"{name} {cv['sets'][name]['macro_f1'] - m['macro_f1']:+.3f}"
             for name, m in ours.items()
@@ -267,24 +263,43 @@ def _candidates_section(folder: Path, throughput: Path) -> list[str]:
         )
         lines += [
             f"**`{candidate.name}`**: backbone `{recipe['backbone']}`{frozen}, {recipe['epochs']} head + "
-            f"{recipe['fine_tune_epochs'] if recipe['fine_tune'] else 0} fine-tuning epochs; "
-            f"{cost['model_mb']} MB; raw forward faces/s on {cost['cpus']} CPU cores: {speeds}. "
+            f"{recipe['fine_tune_epochs'] if recipe['fine_tune'] else 0} fine-tuning epochs at "
+            f"{recipe['fine_tune_lr']}; {_candidate_cost(candidate, theirs, meta, own_speed)}. "
             "Cross-validated by the same folds and thresholds rule:",
             "",
             *_quality_table(cv["sets"]),
             "",
             f"Macro-F1 against this model's cross-validated rows: {gains}. Pooled 95 % intervals: "
-            f"{_range(cv['sets'][POOLED])} against {_range(ours[POOLED])}.{_slower(cost, own_speed)}",
+            f"{_range(cv['sets'][POOLED])} against {_range(ours[POOLED])}."
+            + _slower(candidate / "throughput.json", own_speed),
             "",
         ]
     return lines
+
+
+def _candidate_cost(candidate: Path, theirs: dict, meta: dict, own_speed: dict) -> str:
+    if not (candidate / "throughput.json").exists():
+        network = ("backbone", "alpha", "input_size")
+        if any(theirs[key] != meta[key] for key in network):
+            raise ValueError(f"{candidate}: another network than this model's needs its throughput.json")
+        return "this model's network, so its size and speed"
+    cost = json.loads((candidate / "throughput.json").read_text())
+    speeds = ", ".join(
+        f"{runtime} {r['raw']}"
+        + (f" (this model, in its own run: {own_speed[runtime]['raw']})" if runtime in own_speed else "")
+        for runtime, r in cost["runtimes"].items()
+    )
+    return f"{cost['model_mb']} MB; raw forward faces/s on {cost['cpus']} CPU cores: {speeds}"
 
 
 def _range(m: dict) -> str:
     return f"{m['macro_f1_95'][0]}–{m['macro_f1_95'][1]}"
 
 
-def _slower(cost: dict, own: dict) -> str:
+def _slower(throughput: Path, own: dict) -> str:
+    if not throughput.exists():
+        return ""
+    cost = json.loads(throughput.read_text())
     ratios = [
         f"{own[r]['raw'] / c['raw']:.1f} × slower on {r}" for r, c in cost["runtimes"].items() if r in own
     ]
