@@ -40,6 +40,7 @@ def render(directory: str | Path, commands: str) -> str:
             *_crossval_data_section(meta, cv, test),
             *_estimate_section(cv, test),
             *_carry_over_section(cv.get("shipped_model")),
+            *_repeats_section(report / "repeats", meta, cv),
         ]
         reference = cv["sets"][POOLED]
     else:
@@ -182,6 +183,44 @@ def _carry_over_section(check: dict | None) -> list[str]:
         lines.append(
             f"| {attribute} | {a['support']} | {share['fold_models']:.1%} | {share['shipped_model']:.1%} "
             f"| {f1['fold_models']} | {f1['shipped_model']} |"
+        )
+    return [*lines, ""]
+
+
+def _repeats_section(folder: Path, meta: dict, cv: dict) -> list[str]:
+    """This recipe cross-validated again with other seeds (``report/repeats/NAME/``: their
+    ``crossval.json`` and ``model.json``): how far training noise alone moves the estimate."""
+    if not folder.is_dir():
+        return []
+    runs = [(meta["training"]["recipe"]["seed"], "this model's run", cv)]
+    for repeat in sorted(p for p in folder.iterdir() if p.is_dir()):
+        recipe = json.loads((repeat / "model.json").read_text())["training"]["recipe"]
+        ours = {k: v for k, v in meta["training"]["recipe"].items() if k not in ("seed", "weights")}
+        if {k: v for k, v in recipe.items() if k in ours} != ours:
+            raise ValueError(f"{repeat}: not this model's recipe with another seed")
+        runs.append((recipe["seed"], f"`{repeat.name}`", json.loads((repeat / "crossval.json").read_text())))
+    names = list(cv["sets"])
+    lines = [
+        "**Run to run.** The same recipe cross-validated again by the same folds with another seed "
+        "(initial head weights, shuffling, augmentation): a difference between recipes within the "
+        "spread of these rows is training noise, whatever the intervals over people say. Macro-F1 "
+        "per folder, and pooled F1 per attribute:",
+        "",
+        "| seed | run | "
+        + " | ".join(names)
+        + " | "
+        + " | ".join(f"{a} F1, pooled" for a in ATTRIBUTES)
+        + " |",
+        "|---|---|" + "---|" * (len(names) + len(ATTRIBUTES)),
+    ]
+    for seed, label, run in runs:
+        pooled = run["sets"][POOLED]["attributes"]
+        lines.append(
+            f"| {seed} | {label} | "
+            + " | ".join(str(run["sets"][n]["macro_f1"]) for n in names)
+            + " | "
+            + " | ".join(str(pooled[a]["f1"]) for a in ATTRIBUTES)
+            + " |"
         )
     return [*lines, ""]
 
