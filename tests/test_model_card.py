@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+
+import pytest
 
 from facelabel.settings import BUNDLED_MODEL
 from trainer.model_card import render
@@ -26,3 +29,17 @@ def test_bundled_card_matches_its_reports():
     for candidate in (Path(BUNDLED_MODEL) / "report" / "candidates").iterdir():
         pooled = json.loads((candidate / "crossval.json").read_text())["sets"]["all training folders"]
         assert f"**`{candidate.name}`**" in card and f"| {pooled['macro_f1']} (" in card
+    for repeat in (Path(BUNDLED_MODEL) / "report" / "repeats").iterdir():
+        pooled = json.loads((repeat / "crossval.json").read_text())["sets"]["all training folders"]
+        assert f"| `{repeat.name}` | {pooled['macro_f1']} |" in card
+
+
+def test_a_repeat_must_be_the_shipped_recipe_with_another_seed(tmp_path):
+    model = tmp_path / "default"
+    shutil.copytree(BUNDLED_MODEL, model)
+    (repeat,) = (model / "report" / "repeats").iterdir()
+    meta = json.loads((repeat / "model.json").read_text())
+    meta["training"]["recipe"]["fine_tune_epochs"] += 1
+    (repeat / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="not this model's recipe"):
+        render(model, "")

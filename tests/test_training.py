@@ -303,3 +303,30 @@ def _names(records, split) -> list[str]:
     from trainer.records import record_files
 
     return names_of(record_files(records / split))
+
+
+def test_ema_phase_ends_on_the_averaged_weights(tmp_path):
+    """With ``--ema`` a phase keeps Adam's moving average of the weights: at a momentum near 1
+    they stay where its first step left them (Keras starts the average there), where 24 plain
+    steps of 0.1 move them far."""
+    import keras
+    import tensorflow as tf
+
+    from trainer.train import _fit
+
+    x = np.random.default_rng(0).normal(size=(256, 8)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((x, (x[:, :4] > 0).astype("float32"))).batch(32)
+
+    def moved(ema: float | None, name: str) -> float:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, activation="sigmoid")])
+        start = model.get_weights()
+        (tmp_path / name).mkdir()
+        _fit(
+            model, data, data, epochs=3, steps=None, lr=0.1, loss="binary_crossentropy",
+            patience=None, directory=tmp_path / name, phase="head", ema=ema,
+        )  # fmt: skip
+        return max(float(np.abs(a - b).max()) for a, b in zip(model.get_weights(), start))
+
+    assert moved(None, "plain") > 0.5
+    assert moved(0.99999, "averaged") < 0.2

@@ -195,8 +195,9 @@ def _repeats_section(folder: Path, meta: dict, cv: dict) -> list[str]:
     runs = [(meta["training"]["recipe"]["seed"], "this model's run", cv)]
     for repeat in sorted(p for p in folder.iterdir() if p.is_dir()):
         recipe = json.loads((repeat / "model.json").read_text())["training"]["recipe"]
-        ours = {k: v for k, v in meta["training"]["recipe"].items() if k not in ("seed", "weights")}
-        if {k: v for k, v in recipe.items() if k in ours} != ours:
+        ours = meta["training"]["recipe"]
+        fields = (set(ours) | set(recipe)) - {"seed", "weights"}  # a field newer than a run: None
+        if any(ours.get(k) != recipe.get(k) for k in fields):
             raise ValueError(f"{repeat}: not this model's recipe with another seed")
         runs.append((recipe["seed"], f"`{repeat.name}`", json.loads((repeat / "crossval.json").read_text())))
     names = list(cv["sets"])
@@ -362,6 +363,11 @@ def _training_section(training: dict) -> list[str]:
     else:
         seen = f"Augmentation: {augmentation}."
     stored = " Weights stored at float16." if recipe.get("float16") else ""
+    if recipe.get("ema_momentum"):
+        stored += (
+            f" Each phase ends on the exponential moving average of the weights (momentum "
+            f"{recipe['ema_momentum']}), not the last step's."
+        )
     if recipe.get("steps_per_epoch"):
         stored += (
             f" Each epoch is {recipe['steps_per_epoch']} batches (the images drawn again as needed), "

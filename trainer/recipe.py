@@ -33,6 +33,7 @@ class Recipe:
     frozen_below: str | None = None  # FaceNet: layers up to this one stay frozen, their outputs cached
     float16: bool = False  # store the weights at half precision (and start from them rounded)
     steps_per_epoch: int | None = None  # batches per epoch, the data repeated (None: one pass)
+    ema_momentum: float | None = None  # each phase ends on Adam's moving average of the weights
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -42,6 +43,8 @@ class Recipe:
                 "facenet builds from FaceNet's own file: pass --weights facenet_keras.h5 "
                 "(`make build/weights/facenet_keras.h5` downloads it)"
             )
+        if self.ema_momentum is not None and not 0 < self.ema_momentum < 1:
+            raise RecipeError(f"--ema must be between 0 and 1 (exclusive), not {self.ema_momentum}")
         if self.frozen_below and self.backbone != "facenet":
             raise RecipeError("--frozen-below needs --model facenet")
         if self.weights == "imagenet" and BACKBONES[self.backbone].constructor is None:

@@ -50,9 +50,24 @@ def weighted_bce(weights: np.ndarray):
     return loss
 
 
-def _fit(model, train, val, *, epochs, steps, lr, loss, patience, directory: Path, phase: str) -> dict:
+def _fit(
+    model,
+    train,
+    val,
+    *,
+    epochs,
+    steps,
+    lr,
+    loss,
+    patience,
+    directory: Path,
+    phase: str,
+    ema: float | None = None,
+) -> dict:
     """One phase; with ``patience`` None it runs every epoch and keeps the last weights (val is
-    only measured), else val picks the best epoch, stops early and lowers the learning rate."""
+    only measured), else val picks the best epoch, stops early and lowers the learning rate.
+    With ``ema`` (a momentum) the weights kept, measured and checkpointed are Adam's exponential
+    moving average of them, not the last step's."""
     import keras
 
     done = directory / f"{phase}.done.json"
@@ -61,7 +76,7 @@ def _fit(model, train, val, *, epochs, steps, lr, loss, patience, directory: Pat
         model.load_weights(str(best))
         return json.loads(done.read_text())
     model.compile(
-        optimizer=keras.optimizers.Adam(lr),
+        optimizer=keras.optimizers.Adam(lr, use_ema=ema is not None, ema_momentum=ema or 0.99),
         loss=loss,
         metrics=[keras.metrics.AUC(multi_label=True, num_labels=len(ATTRIBUTES), name="auc")],
     )
@@ -69,6 +84,8 @@ def _fit(model, train, val, *, epochs, steps, lr, loss, patience, directory: Pat
         keras.callbacks.BackupAndRestore(str(directory / f"{phase}.backup")),
         keras.callbacks.CSVLogger(str(directory / f"{phase}.history.csv"), append=True),
     ]
+    if ema is not None:  # validate (and checkpoint) the averaged weights; fit ends on them
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if patience is not None:
         callbacks += [
             keras.callbacks.ModelCheckpoint(
@@ -224,6 +241,7 @@ def _fit_phases(model, recipe: Recipe, data: _TrainingData, loss, work: Path) ->
         loss=loss,
         patience=patience,
         directory=work,
+        ema=recipe.ema_momentum,
     )
     phases = {"head": fit(epochs=recipe.epochs, lr=recipe.lr, phase="head")}
     if recipe.fine_tune:

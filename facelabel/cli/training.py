@@ -175,6 +175,13 @@ def recipe_options(command):
         ),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option(
+            "--ema",
+            "ema_momentum",
+            type=click.FloatRange(0, 1, min_open=True, max_open=True),
+            metavar="MOMENTUM",
+            help="End each phase on the exponential moving average of the weights (e.g. 0.995).",
+        ),
+        click.option(
             "--frozen-below",
             metavar="LAYER",
             help="FaceNet: keep the layers up to LAYER (e.g. Mixed_7a) frozen and train the rest on "
