@@ -22,12 +22,12 @@ from facelabel.artifact import ATTRIBUTES  # noqa: E402
 from trainer.crossval import (  # noqa: E402
     OOF,
     POOLED,
-    ROUNDS,
     Scored,
     _model,
     cross_fitted_thresholds,
     crossval_report,
     fold_count,
+    person_resamples,
     weighted_f1,
 )
 
@@ -59,12 +59,8 @@ def paired_difference(plain: Scored, other: Scored, trained_on, folds: int) -> l
         (s.probabilities >= cross_fitted_thresholds(s, trained_on, folds))[trained_on].astype(int)
         for s in (plain, other)
     ]
-    labels, persons = plain.labels[trained_on], np.array(plain.person)[trained_on]
-    people, groups = np.unique(persons, return_inverse=True)
-    rng, differences = np.random.default_rng(0), []
-    for _ in range(ROUNDS):
-        draw = rng.integers(0, len(people), len(people))
-        weights = np.bincount(draw, minlength=len(people))[groups]
+    labels, differences = plain.labels[trained_on], []
+    for weights in person_resamples(np.array(plain.person)[trained_on]):
         f1 = [
             np.mean([weighted_f1(labels[:, j], g[:, j], weights) for j in range(len(ATTRIBUTES))])
             for g in guesses

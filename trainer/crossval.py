@@ -281,13 +281,8 @@ def metrics(scored: Scored, thresholds: np.ndarray, rounds: int = ROUNDS, seed: 
     """Per attribute and macro: F1 at the given per-face thresholds and at 0.5, AUC, and 95 %
     intervals from resampling people (all of a person's faces together)."""
     predicted = (scored.probabilities >= thresholds).astype(int)
-    persons, groups = np.unique(scored.person, return_inverse=True)
-    rng = np.random.default_rng(seed)
-    draws = [
-        np.bincount(rng.integers(0, len(persons), len(persons)), minlength=len(persons))[groups]
-        for _ in range(rounds)
-    ]
-    report = {"faces": len(scored.image), "people": len(persons), "attributes": {}}
+    draws = person_resamples(scored.person, rounds, seed)
+    report = {"faces": len(scored.image), "people": len(set(scored.person)), "attributes": {}}
     macro_draws = np.zeros(rounds)
     for column, attribute in enumerate(ATTRIBUTES):
         truth, scores, guess = scored.labels[:, column], scored.probabilities[:, column], predicted[:, column]
@@ -313,6 +308,17 @@ def metrics(scored: Scored, thresholds: np.ndarray, rounds: int = ROUNDS, seed: 
     aucs = [m["auc"] for m in per if m["auc"] is not None]
     report["macro_auc"] = round(float(np.mean(aucs)), 4) if aucs else None
     return report
+
+
+def person_resamples(person, rounds: int = ROUNDS, seed: int = 0) -> list[np.ndarray]:
+    """``rounds`` resamples of people with replacement, each as a weight per face: how many
+    times its person was drawn (all of a person's faces go together)."""
+    persons, groups = np.unique(person, return_inverse=True)
+    rng = np.random.default_rng(seed)
+    return [
+        np.bincount(rng.integers(0, len(persons), len(persons)), minlength=len(persons))[groups]
+        for _ in range(rounds)
+    ]
 
 
 def weighted_auc(truth: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> float | None:

@@ -177,7 +177,7 @@ def recipe_options(command):
         click.option(
             "--ema",
             "ema_momentum",
-            type=click.FloatRange(0, 1, min_open=True, max_open=True),
+            type=float,
             metavar="MOMENTUM",
             help="End each phase on the exponential moving average of the weights (e.g. 0.995).",
         ),
