@@ -137,9 +137,11 @@ def run(
     people: dict[str, str],
     work: str | Path,
     name: str,
-) -> Path:
-    """Cross-validate, write ``crossval.json`` and ``oof.jsonl``, train the final model, write
-    ``test.json``; returns the final model's directory. Finished folds are not retrained."""
+    final_model: bool = True,
+) -> Path | None:
+    """Cross-validate, write ``crossval.json`` and ``oof.jsonl``, then (with ``final_model``) train
+    the final model and write ``test.json``; returns the final model's directory. Finished folds
+    are not retrained."""
     import keras
 
     from trainer.train import train
@@ -174,6 +176,8 @@ def run(
     report = crossval_report(oof, trained_on, folds)
     report["thresholds"] = {a: round(float(t), 4) for a, t in zip(ATTRIBUTES, thresholds)}
     (work / REPORT).write_text(json.dumps(report, indent=2) + "\n")
+    if not final_model:
+        return None
 
     final = train(
         dataclasses.replace(recipe, steps_per_epoch=_fold_steps(work, folds, recipe.batch_size)),

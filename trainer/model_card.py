@@ -189,14 +189,16 @@ def _carry_over_section(check: dict | None) -> list[str]:
 
 def _repeats_section(folder: Path, meta: dict, cv: dict) -> list[str]:
     """This recipe cross-validated again with other seeds (``report/repeats/NAME/``: their
-    ``crossval.json`` and ``model.json``): how far training noise alone moves the estimate."""
+    ``crossval.json`` and a fold or final model's ``model.json``): how far training noise alone
+    moves the estimate."""
     if not folder.is_dir():
         return []
     runs = [(meta["training"]["recipe"]["seed"], "this model's run", cv)]
     for repeat in sorted(p for p in folder.iterdir() if p.is_dir()):
         recipe = json.loads((repeat / "model.json").read_text())["training"]["recipe"]
         ours = meta["training"]["recipe"]
-        fields = (set(ours) | set(recipe)) - {"seed", "weights"}  # a field newer than a run: None
+        # a field newer than a run: None; a fold model's file serves (its epochs' length is the folds')
+        fields = (set(ours) | set(recipe)) - {"seed", "weights", "steps_per_epoch"}
         if any(ours.get(k) != recipe.get(k) for k in fields):
             raise ValueError(f"{repeat}: not this model's recipe with another seed")
         runs.append((recipe["seed"], f"`{repeat.name}`", json.loads((repeat / "crossval.json").read_text())))
@@ -284,8 +286,9 @@ def _screen_section(path: Path) -> list[str]:
 
 def _candidates_section(folder: Path, meta: dict, throughput: Path) -> list[str]:
     """Recipes cross-validated by the same folds and not shipped (``report/candidates/NAME/``:
-    their ``crossval.json``, ``model.json`` and, for another network, ``bench/throughput.py
-    --json`` figures; a candidate without them is this model's network trained another way)."""
+    their ``crossval.json``, a fold or final model's ``model.json`` and, for another network,
+    ``bench/throughput.py --json`` figures; a candidate without them is this model's network
+    trained another way)."""
     if not folder.is_dir():
         return []
     ours = json.loads((folder.parent / "crossval.json").read_text())["sets"]
@@ -304,7 +307,8 @@ def _candidates_section(folder: Path, meta: dict, throughput: Path) -> list[str]
         lines += [
             f"**`{candidate.name}`**: backbone `{recipe['backbone']}`{frozen}, {recipe['epochs']} head + "
             f"{recipe['fine_tune_epochs'] if recipe['fine_tune'] else 0} fine-tuning epochs at "
-            f"{recipe['fine_tune_lr']}; {_candidate_cost(candidate, theirs, meta, own_speed)}. "
+            f"{recipe['fine_tune_lr']}, {_weights_kept(recipe)}, seed {recipe['seed']}; "
+            f"{_candidate_cost(candidate, theirs, meta, own_speed)}. "
             "Cross-validated by the same folds and thresholds rule:",
             "",
             *_quality_table(cv["sets"]),
@@ -315,6 +319,15 @@ def _candidates_section(folder: Path, meta: dict, throughput: Path) -> list[str]
             "",
         ]
     return lines
+
+
+def _weights_kept(recipe: dict) -> str:
+    ema = recipe.get("ema_momentum")
+    return (
+        f"each phase ending on the weights' moving average ({ema})"
+        if ema
+        else "ending on the last step's weights"
+    )
 
 
 def _candidate_cost(candidate: Path, theirs: dict, meta: dict, own_speed: dict) -> str:

@@ -266,13 +266,21 @@ def train(settings, train_tfrecords, val_tfrecord, model_dir, name, **options):
 @click.option("--work", type=click.Path(file_okay=False), required=True, help="Folds, predictions, reports.")
 @recipe_options
 @click.option("--name", required=True, help="The final model's version name.")
+@click.option(
+    "--final-model/--no-final-model",
+    default=True,
+    show_default=True,
+    help="Train and test the final model; or stop at the estimate, the test people unread (a repeat, "
+    "a candidate).",
+)
 @click.pass_obj
-def crossval(settings, folders, score_only, identities, work, name, **options):
+def crossval(settings, folders, score_only, identities, work, name, final_model, **options):
     """Cross-validate a recipe by person, then train the final model on every fold.
 
     Each fold is predicted by a model that never saw its people, at thresholds chosen on the
     other folds; the final model ships the thresholds of all out-of-fold predictions and is
     scored once on the held-out 'test' people. Writes WORK/crossval.json and WORK/test.json.
+    A run stopped or ended with --no-final-model resumes from its finished folds.
 
     \b
     facelabel crossval --records records/aligned --score-only records/wild \\
@@ -288,12 +296,21 @@ def crossval(settings, folders, score_only, identities, work, name, **options):
     from trainer.crossval import run
 
     directory = run(
-        recipe, folders=list(folders), score_only=list(score_only), people=people, work=work, name=name
+        recipe,
+        folders=list(folders),
+        score_only=list(score_only),
+        people=people,
+        work=work,
+        name=name,
+        final_model=final_model,
     )
-    with sessions_for(settings).begin() as session:
-        version = register_model(session, directory)
-        click.echo(f"model {version.name} saved to {directory} and registered (id {version.id})")
-    for title, name in (("cross-validated", "crossval.json"), ("held-out test people", "test.json")):
+    reports = [("cross-validated", "crossval.json")]
+    if directory is not None:
+        with sessions_for(settings).begin() as session:
+            version = register_model(session, directory)
+            click.echo(f"model {version.name} saved to {directory} and registered (id {version.id})")
+        reports.append(("held-out test people", "test.json"))
+    for title, name in reports:
         for faces_of, m in json.loads(Path(work, name).read_text())["sets"].items():
             low, high = m["macro_f1_95"]
             per = ", ".join(f"{a} {v['f1']}" for a, v in m["attributes"].items())
