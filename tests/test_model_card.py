@@ -29,7 +29,7 @@ def test_bundled_card_matches_its_reports():
     for candidate in (Path(BUNDLED_MODEL) / "report" / "candidates").iterdir():
         pooled = json.loads((candidate / "crossval.json").read_text())["sets"]["all training folders"]
         assert f"**`{candidate.name}`**" in card and f"| {pooled['macro_f1']} (" in card
-    for repeat in (Path(BUNDLED_MODEL) / "report" / "repeats").iterdir():
+    for repeat in (Path(BUNDLED_MODEL) / "report" / "repeats").glob("*"):
         pooled = json.loads((repeat / "crossval.json").read_text())["sets"]["all training folders"]
         assert f"| `{repeat.name}` | {pooled['macro_f1']} |" in card
 
@@ -37,9 +37,17 @@ def test_bundled_card_matches_its_reports():
 def test_a_repeat_must_be_the_shipped_recipe_with_another_seed(tmp_path):
     model = tmp_path / "default"
     shutil.copytree(BUNDLED_MODEL, model)
-    (repeat,) = (model / "report" / "repeats").iterdir()
-    meta = json.loads((repeat / "model.json").read_text())
-    meta["training"]["recipe"]["fine_tune_epochs"] += 1
+    repeat = model / "report" / "repeats" / "another-seed"
+    shutil.rmtree(repeat.parent, ignore_errors=True)
+    repeat.mkdir(parents=True)
+    shutil.copy(model / "report" / "crossval.json", repeat)
+    meta = json.loads((model / "model.json").read_text())
+    recipe = meta["training"]["recipe"]
+    recipe["seed"] += 1
+    recipe["steps_per_epoch"] = None  # a fold model's file: its epochs are the folds' length
+    (repeat / "model.json").write_text(json.dumps(meta))
+    assert f"| {recipe['seed']} | `another-seed` |" in render(model, "")
+    recipe["fine_tune_epochs"] += 1
     (repeat / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="not this model's recipe"):
         render(model, "")
