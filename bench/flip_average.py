@@ -10,7 +10,6 @@ Usage: python bench/flip_average.py --work build/model/cv --records build/model/
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -20,7 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from facelabel.artifact import ATTRIBUTES  # noqa: E402
 from trainer.crossval import (  # noqa: E402
-    OOF,
     POOLED,
     Scored,
     _model,
@@ -28,6 +26,7 @@ from trainer.crossval import (  # noqa: E402
     crossval_report,
     fold_count,
     person_resamples,
+    read_oof,
     weighted_f1,
 )
 
@@ -79,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(args.work)
     folds = fold_count(args.records + args.score_only)
-    plain = Scored.from_rows([json.loads(line) for line in (work / OOF).read_text().splitlines()])
+    plain = read_oof(work)
     flipped = mirrored(work, plain, args.records + args.score_only, folds)
     averaged = Scored(
         plain.folder, plain.fold, plain.person, plain.image, (plain.probabilities + flipped) / 2, plain.labels

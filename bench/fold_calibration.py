@@ -11,7 +11,6 @@ Usage: python bench/fold_calibration.py --work build/model/cv [--work build/mode
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from facelabel.artifact import ATTRIBUTES  # noqa: E402
-from trainer.crossval import OOF, Scored, cross_fitted_thresholds  # noqa: E402
+from trainer.crossval import Scored, cross_fitted_thresholds, read_oof  # noqa: E402
 from trainer.evaluate import best_thresholds, f1_score, roc_auc  # noqa: E402
 
 
@@ -57,7 +56,7 @@ def main() -> None:
     print("| run | fold | attribute | mean probability | AUC | F1, cross-fitted | F1, own best threshold |")
     print("|---|---|---|---|---|---|---|")
     for work in args.work:
-        oof = Scored.from_rows([json.loads(line) for line in (Path(work) / OOF).read_text().splitlines()])
+        oof = read_oof(work)
         trained_on = ~np.isin(oof.folder, args.score_only)
         for k, row in enumerate(fold_rows(oof, trained_on)):
             for attribute, m in row.items():

@@ -77,6 +77,13 @@ class Scored:
         )
 
 
+def read_oof(work: str | Path) -> Scored:
+    """A crossval run's out-of-fold predictions so far (``WORK/oof.jsonl``; none before fold 0)."""
+    path = Path(work) / OOF
+    lines = path.read_text().splitlines() if path.exists() else []
+    return Scored.from_rows([json.loads(line) for line in lines])
+
+
 def fold_count(folders: list[str]) -> int:
     """K, the same in every folder's manifest (built with ``--folds K``)."""
     counts = set()
@@ -149,9 +156,7 @@ def run(
     work = Path(work)
     recipe = dataclasses.replace(recipe, fixed_epochs=True)
     folds = fold_count(folders + score_only)
-    oof_path = work / OOF
-    rows = [json.loads(line) for line in oof_path.read_text().splitlines()] if oof_path.exists() else []
-    done = {r["fold"] for r in rows}
+    done = set(read_oof(work).fold)
     for fold in range(folds):
         if fold in done:
             continue
@@ -166,10 +171,10 @@ def run(
             name=f"fold{fold}",
         )
         scored = predict_split(_model(directory), folders + score_only, f"fold{fold}", fold, people)
-        with oof_path.open("a") as out:
+        with (work / OOF).open("a") as out:
             out.writelines(json.dumps(r) + "\n" for r in scored.rows())
         keras.backend.clear_session()
-    oof = Scored.from_rows([json.loads(line) for line in oof_path.read_text().splitlines()])
+    oof = read_oof(work)
     trained_on = np.isin(oof.folder, [Path(d).name for d in folders])
     # rounded as the shipped model stores them, so that every figure is at the shipped values
     thresholds = np.round(best_thresholds(oof.probabilities[trained_on], oof.labels[trained_on]), 4)
