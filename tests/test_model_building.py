@@ -71,6 +71,7 @@ def test_unfreeze_keeps_batchnorm_frozen():
         (["--model", "facenet"], "Error: facenet builds from FaceNet's own file: pass --weights"),
         (["--frozen-below", "Mixed_7a"], "Error: --frozen-below needs --model facenet"),
         (["--ema", "1"], "Error: --ema must be between 0 and 1 (exclusive), not 1.0"),
+        (["--low-res", "0"], "Error: --low-res must be a probability above 0, not 0.0"),
     ],
 )
 def test_train_refuses_a_recipe_it_cannot_train_before_loading_tensorflow(tmp_path, options, reason):

@@ -23,9 +23,16 @@ def _parse(size: int):
     return parse
 
 
-def augment(image, labels, seed: tf.Tensor | None = None):
-    """Mirror, a mild random zoom and shift, and brightness/contrast/saturation jitter."""
+LOW_RES_SCALE = (0.4, 0.75)  # side of the shrunk face, as a fraction of the crop's
+
+
+def augment(image, labels, low_res: float | None = None):
+    """Mirror, a mild random zoom and shift, and brightness/contrast/saturation jitter; with
+    probability ``low_res``, the face first shrunk to 40–75 % of its side and scaled back up, as a
+    low-resolution photo's face reaches the crop size."""
     size = tf.shape(image)[0]
+    if low_res:
+        image = tf.cond(tf.random.uniform([]) < low_res, lambda: _shrunk(image, size), lambda: image)
     image = tf.image.random_flip_left_right(image)
     scale = tf.random.uniform([], 0.88, 1.0)
     crop = tf.cast(tf.cast(size, tf.float32) * scale, tf.int32)
@@ -37,13 +44,28 @@ def augment(image, labels, seed: tf.Tensor | None = None):
     return tf.clip_by_value(image, 0.0, 255.0), labels
 
 
-def load(files: list[str], *, size: int, batch_size: int, training: bool, seed: int = 0) -> tf.data.Dataset:
-    """Batches of (float32 pixels 0–255, float32 labels); ``training`` shuffles and augments."""
+def _shrunk(image, size):
+    side = tf.cast(tf.cast(size, tf.float32) * tf.random.uniform([], *LOW_RES_SCALE), tf.int32)
+    small = tf.image.resize(image, tf.stack([side, side]), method="area", antialias=True)
+    return tf.image.resize(small, tf.stack([size, size]), method="bilinear")
+
+
+def load(
+    files: list[str],
+    *,
+    size: int,
+    batch_size: int,
+    training: bool,
+    seed: int = 0,
+    low_res: float | None = None,
+) -> tf.data.Dataset:
+    """Batches of (float32 pixels 0–255, float32 labels); ``training`` shuffles and augments
+    (``low_res``: see ``augment``)."""
     dataset = tf.data.TFRecordDataset(files, num_parallel_reads=AUTOTUNE)
     dataset = dataset.map(_parse(size), num_parallel_calls=AUTOTUNE).cache()
     if training:
         dataset = dataset.shuffle(20_000, seed=seed, reshuffle_each_iteration=True)
-        dataset = dataset.map(augment, num_parallel_calls=AUTOTUNE)
+        dataset = dataset.map(lambda x, y: augment(x, y, low_res), num_parallel_calls=AUTOTUNE)
     return dataset.batch(batch_size).prefetch(AUTOTUNE)
 
 

@@ -307,7 +307,7 @@ def _candidates_section(folder: Path, meta: dict, throughput: Path) -> list[str]
         lines += [
             f"**`{candidate.name}`**: backbone `{recipe['backbone']}`{frozen}, {recipe['epochs']} head + "
             f"{recipe['fine_tune_epochs'] if recipe['fine_tune'] else 0} fine-tuning epochs at "
-            f"{recipe['fine_tune_lr']}, {_weights_kept(recipe)}, seed {recipe['seed']}; "
+            f"{recipe['fine_tune_lr']}, {_weights_kept(recipe)}{_low_res(recipe)}, seed {recipe['seed']}; "
             f"{_candidate_cost(candidate, theirs, meta, own_speed)}. "
             "Cross-validated by the same folds and thresholds rule:",
             "",
@@ -328,6 +328,11 @@ def _weights_kept(recipe: dict) -> str:
         if ema
         else "ending on the last step's weights"
     )
+
+
+def _low_res(recipe: dict) -> str:
+    low_res = recipe.get("low_res")
+    return f", low-resolution augmentation (probability {low_res})" if low_res else ""
 
 
 def _candidate_cost(candidate: Path, theirs: dict, meta: dict, own_speed: dict) -> str:
@@ -367,6 +372,11 @@ def _slower(throughput: Path, own: dict) -> str:
 def _training_section(training: dict) -> list[str]:
     recipe = training["recipe"]
     augmentation = "mirror, random zoom 0.88–1.0, brightness/contrast/saturation jitter"
+    if recipe.get("low_res"):
+        augmentation += (
+            f"; with probability {recipe['low_res']}, the face shrunk to 40–75 % of its side and "
+            "scaled back up (as faces from low-resolution photos arrive)"
+        )
     if recipe.get("frozen_below"):
         seen = (
             f"{recipe['backbone']} is frozen up to `{recipe['frozen_below']}`: its outputs for each "

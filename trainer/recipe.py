@@ -34,6 +34,7 @@ class Recipe:
     float16: bool = False  # store the weights at half precision (and start from them rounded)
     steps_per_epoch: int | None = None  # batches per epoch, the data repeated (None: one pass)
     ema_momentum: float | None = None  # each phase ends on Adam's moving average of the weights
+    low_res: float | None = None  # probability that a training face is shrunk and scaled back up
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -45,6 +46,10 @@ class Recipe:
             )
         if self.ema_momentum is not None and not 0 < self.ema_momentum < 1:
             raise RecipeError(f"--ema must be between 0 and 1 (exclusive), not {self.ema_momentum}")
+        if self.low_res is not None and not 0 < self.low_res <= 1:
+            raise RecipeError(f"--low-res must be a probability above 0, not {self.low_res}")
+        if self.low_res and self.frozen_below:
+            raise RecipeError("--low-res is not available with --frozen-below (its views are cached)")
         if self.frozen_below and self.backbone != "facenet":
             raise RecipeError("--frozen-below needs --model facenet")
         if self.weights == "imagenet" and BACKBONES[self.backbone].constructor is None:

@@ -223,7 +223,12 @@ def _fit_phases(model, recipe: Recipe, data: _TrainingData, loss, work: Path) ->
     if split is None:
         trained = model
         train_data = dataset.load(
-            data.train_files, size=data.size, batch_size=recipe.batch_size, training=True, seed=recipe.seed
+            data.train_files,
+            size=data.size,
+            batch_size=recipe.batch_size,
+            training=True,
+            seed=recipe.seed,
+            low_res=recipe.low_res,
         )
         val_data = dataset.load(data.val_files, size=data.size, batch_size=64, training=False)
     else:

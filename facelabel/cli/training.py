@@ -182,6 +182,13 @@ def recipe_options(command):
             help="End each phase on the exponential moving average of the weights (e.g. 0.995).",
         ),
         click.option(
+            "--low-res",
+            type=float,
+            metavar="P",
+            help="Shrink each training face with probability P to 40-75 % of its side and scale it back "
+            "up, as faces from low-resolution photos arrive (e.g. 0.5).",
+        ),
+        click.option(
             "--frozen-below",
             metavar="LAYER",
             help="FaceNet: keep the layers up to LAYER (e.g. Mixed_7a) frozen and train the rest on "
