@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuilds the bundled default model (facelabel/models/default) from ../shared with the project's own
-# commands: `make model`. About 6.5 hours on 2 CPU cores: seven recipes cross-validated by 3 folds (about
-# 45 minutes each), a final model for the shipped one and FaceNet (20 minutes more), the benchmarks.
+# commands: `make model`. About 7.5 hours on 2 CPU cores: eight recipes cross-validated by 3 folds (45 to
+# 60 minutes each), a final model for the shipped one and FaceNet (20 minutes more), the benchmarks.
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 CELEBA=${FACELABEL_CELEBA_DIR:-../shared/celeba-sample}
@@ -31,6 +31,10 @@ for set in aligned aligned_89x109 wild; do
   $PY -m facelabel data tfrecords --json "$WORK/$set.json" --images "$CELEBA/$set/images" \
       --out "$WORK/records/$set" --identities "$CELEBA/$set/identity_CelebA.txt" --folds "$FOLDS" \
       --test-percent 10 --seed 0 --size 160 --framing "$framing"
+  # the same split at 192 px, for the input-size comparison below
+  $PY -m facelabel data tfrecords --json "$WORK/$set.json" --images "$CELEBA/$set/images" \
+      --out "$WORK/records192/$set" --identities "$CELEBA/$set/identity_CelebA.txt" --folds "$FOLDS" \
+      --test-percent 10 --seed 0 --size 192 --framing "$framing"
 done
 # backbones screened on frozen features by the same folds (the card's "Backbones screened")
 $PY bench/screen_backbones.py --records "$WORK/records/aligned" --records "$WORK/records/aligned_89x109" \
@@ -39,12 +43,12 @@ $PY bench/screen_backbones.py --records "$WORK/records/aligned" --records "$WORK
     --backbone mobilenetv2-torch="$WORK/mobilenetv2_torch.weights.h5" \
     --backbone efficientnet-lite0-torch="$WORK/lite0.weights.h5" --backbone facenet="$FACENET_H5" \
     --json "$WORK/screen.json"
-# crossval WORK_SUBDIR NAME RECIPE...: every recipe is cross-validated by the same person folds
+# [RECORDS=DIR] crossval WORK_SUBDIR NAME RECIPE...: every recipe is cross-validated by the same person folds
 crossval() {
-  local work=$1 name=$2
+  local work=$1 name=$2 records=${RECORDS:-$WORK/records}
   shift 2
   $PY -m facelabel --db "sqlite:///$WORK/registry.db" crossval \
-      --records "$WORK/records/aligned" --records "$WORK/records/aligned_89x109" --score-only "$WORK/records/wild" \
+      --records "$records/aligned" --records "$records/aligned_89x109" --score-only "$records/wild" \
       --identities "$CELEBA/aligned/identity_CelebA.txt" --identities "$CELEBA/aligned_89x109/identity_CelebA.txt" \
       --identities "$CELEBA/wild/identity_CelebA.txt" --work "$WORK/$work" --name "$name" "$@"
 }
@@ -76,6 +80,11 @@ crossval cv-ft8 "$LONGER" "${MOBILENETV2[@]}" --fine-tune-epochs 8 --seed 0 --no
 # faces are where mustache is lost
 LOW_RES=mobilenetv2-torch-160-lowres
 crossval cv-lowres "$LOW_RES" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --ema 0.995 --low-res 0.5 --seed 0 --no-final-model
+# the shipped recipe on 192 px crops (1.44 x the pixels); a fold model measures the network's cost
+LARGER=mobilenetv2-torch-192
+RECORDS="$WORK/records192" crossval cv-192 "$LARGER" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --ema 0.995 --seed 0 --no-final-model
+FACELABEL_CELEBA_DIR="$CELEBA" FACELABEL_MODEL="$WORK/cv-192/folds/fold0" $PY bench/throughput.py --images 512 \
+    --json "$WORK/cv-192/throughput.json"
 
 # keep the framing comparisons the card cites (bench/framings.sh, bench/compare_framings.py)
 if [ -f facelabel/models/default/report/framing.json ]; then cp facelabel/models/default/report/framing.json "$WORK/framing.json"; fi
@@ -85,11 +94,12 @@ cp "$WORK/cv/crossval.json" "$WORK/cv/test.json" "$WORK/screen.json" facelabel/m
 mkdir -p "facelabel/models/default/report/candidates/$CANDIDATE"
 cp "$WORK/cv-facenet/crossval.json" "$WORK/cv-facenet/throughput.json" "$WORK/cv-facenet/models/$CANDIDATE/model.json" \
     "facelabel/models/default/report/candidates/$CANDIDATE/"
-for run in cv-plain:$PLAIN cv-plain-seed1:$PLAIN-seed1 cv-ft8:$LONGER cv-lowres:$LOW_RES; do
+for run in cv-plain:$PLAIN cv-plain-seed1:$PLAIN-seed1 cv-ft8:$LONGER cv-lowres:$LOW_RES cv-192:$LARGER; do
   mkdir -p "facelabel/models/default/report/candidates/${run#*:}"
   cp "$WORK/${run%%:*}/crossval.json" "$WORK/${run%%:*}/folds/fold0/model.json" \
       "facelabel/models/default/report/candidates/${run#*:}/"
 done
+cp "$WORK/cv-192/throughput.json" "facelabel/models/default/report/candidates/$LARGER/"
 mkdir -p "facelabel/models/default/report/repeats/$REPEAT"
 cp "$WORK/cv-ema-seed0/crossval.json" "$WORK/cv-ema-seed0/folds/fold0/model.json" \
     "facelabel/models/default/report/repeats/$REPEAT/"
