@@ -28,8 +28,10 @@ def test_bundled_card_matches_its_reports():
     assert card.count("| detected |") == len(comparisons) >= 1
     for candidate in (Path(BUNDLED_MODEL) / "report" / "candidates").iterdir():
         pooled = json.loads((candidate / "crossval.json").read_text())["sets"]["all training folders"]
-        assert f"**`{candidate.name}`**" in card and f"| {pooled['macro_f1']} (" in card
-    for repeat in (Path(BUNDLED_MODEL) / "report" / "repeats").glob("*"):
+        theirs = json.loads((candidate / "model.json").read_text())
+        network = f"**`{candidate.name}`**: backbone `{theirs['backbone']}` at {theirs['input_size']} px"
+        assert network in card and f"| {pooled['macro_f1']} (" in card
+    for repeat in (Path(BUNDLED_MODEL) / "report" / "repeats").iterdir():
         pooled = json.loads((repeat / "crossval.json").read_text())["sets"]["all training folders"]
         assert f"| `{repeat.name}` | {pooled['macro_f1']} |" in card
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from trainer.recipe import LOW_RES_SCALE
+
 AUTOTUNE = tf.data.AUTOTUNE
 
 
@@ -23,13 +25,10 @@ def _parse(size: int):
     return parse
 
 
-LOW_RES_SCALE = (0.4, 0.75)  # side of the shrunk face, as a fraction of the crop's
-
-
 def augment(image, labels, low_res: float | None = None):
     """Mirror, a mild random zoom and shift, and brightness/contrast/saturation jitter; with
-    probability ``low_res``, the face first shrunk to 40–75 % of its side and scaled back up, as a
-    low-resolution photo's face reaches the crop size."""
+    probability ``low_res``, the face first shrunk to a fraction of its side (``LOW_RES_SCALE``)
+    and scaled back up, as a low-resolution photo's face reaches the crop size."""
     size = tf.shape(image)[0]
     if low_res:
         image = tf.cond(tf.random.uniform([]) < low_res, lambda: _shrunk(image, size), lambda: image)

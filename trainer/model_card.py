@@ -13,6 +13,7 @@ from facelabel.artifact import ATTRIBUTES, load_artifact
 from facelabel.settings import Settings
 from trainer.crossval import POOLED
 from trainer.evaluate import summary_markdown
+from trainer.recipe import LOW_RES_SCALE
 
 FRAMINGS = {
     "aligned": "trained on the whole aligned images; `facelabel.vision.faces` makes the same crop "
@@ -305,9 +306,11 @@ def _candidates_section(folder: Path, meta: dict, throughput: Path) -> list[str]
             if name in cv["sets"]
         )
         lines += [
-            f"**`{candidate.name}`**: backbone `{recipe['backbone']}`{frozen}, {recipe['epochs']} head + "
-            f"{recipe['fine_tune_epochs'] if recipe['fine_tune'] else 0} fine-tuning epochs at "
-            f"{recipe['fine_tune_lr']}, {_weights_kept(recipe)}{_low_res(recipe)}, seed {recipe['seed']}; "
+            f"**`{candidate.name}`**: backbone `{recipe['backbone']}` at {theirs['input_size']} px{frozen}, "
+            f"{recipe['epochs']} head + {recipe['fine_tune_epochs'] if recipe['fine_tune'] else 0} "
+            f"fine-tuning epochs at {recipe['fine_tune_lr']}, {_weights_kept(recipe)}"
+            f"{f', low-resolution augmentation ({_low_res(recipe)})' if recipe.get('low_res') else ''}, "
+            f"seed {recipe['seed']}; "
             f"{_candidate_cost(candidate, theirs, meta, own_speed)}. "
             "Cross-validated by the same folds and thresholds rule:",
             "",
@@ -331,8 +334,14 @@ def _weights_kept(recipe: dict) -> str:
 
 
 def _low_res(recipe: dict) -> str:
-    low_res = recipe.get("low_res")
-    return f", low-resolution augmentation (probability {low_res})" if low_res else ""
+    """What ``--low-res`` did to the training faces ("" without it)."""
+    low, high = LOW_RES_SCALE
+    return (
+        f"with probability {recipe['low_res']}, the face shrunk to {low * 100:.0f}–{high * 100:.0f} % "
+        "of its side and scaled back up"
+        if recipe.get("low_res")
+        else ""
+    )
 
 
 def _candidate_cost(candidate: Path, theirs: dict, meta: dict, own_speed: dict) -> str:
@@ -373,10 +382,7 @@ def _training_section(training: dict) -> list[str]:
     recipe = training["recipe"]
     augmentation = "mirror, random zoom 0.88–1.0, brightness/contrast/saturation jitter"
     if recipe.get("low_res"):
-        augmentation += (
-            f"; with probability {recipe['low_res']}, the face shrunk to 40–75 % of its side and "
-            "scaled back up (as faces from low-resolution photos arrive)"
-        )
+        augmentation += f"; {_low_res(recipe)}"
     if recipe.get("frozen_below"):
         seen = (
             f"{recipe['backbone']} is frozen up to `{recipe['frozen_below']}`: its outputs for each "

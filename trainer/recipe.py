@@ -9,6 +9,8 @@ from pathlib import Path
 from facelabel.errors import FacelabelError
 from trainer.model import BACKBONES, PORTED
 
+LOW_RES_SCALE = (0.4, 0.75)  # --low-res: side of the shrunk face, as a fraction of the crop's
+
 
 class RecipeError(FacelabelError):
     """A recipe that cannot be trained; ``str()`` says why."""

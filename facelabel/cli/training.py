@@ -185,8 +185,8 @@ def recipe_options(command):
             "--low-res",
             type=float,
             metavar="P",
-            help="Shrink each training face with probability P to 40-75 % of its side and scale it back "
-            "up, as faces from low-resolution photos arrive (e.g. 0.5).",
+            help="Shrink each training face with probability P and scale it back up, as faces from "
+            "low-resolution photos arrive (e.g. 0.5).",
         ),
         click.option(
             "--frozen-below",
