@@ -22,12 +22,10 @@ from trainer.crossval import (  # noqa: E402
     POOLED,
     Scored,
     _model,
-    cross_fitted_thresholds,
     crossval_report,
     fold_count,
-    person_resamples,
+    paired_difference,
     read_oof,
-    weighted_f1,
 )
 
 
@@ -50,22 +48,6 @@ def mirrored(work: Path, oof: Scored, folders: list[str], folds: int) -> np.ndar
             for name, p in zip(names_of(files), probabilities):
                 out[row[(Path(folder).name, name)]] = p
     return out
-
-
-def paired_difference(plain: Scored, other: Scored, trained_on, folds: int) -> list[float]:
-    """Mean and 95 % interval of (other − plain) pooled macro-F1 over person resamples."""
-    guesses = [
-        (s.probabilities >= cross_fitted_thresholds(s, trained_on, folds))[trained_on].astype(int)
-        for s in (plain, other)
-    ]
-    labels, differences = plain.labels[trained_on], []
-    for weights in person_resamples(np.array(plain.person)[trained_on]):
-        f1 = [
-            np.mean([weighted_f1(labels[:, j], g[:, j], weights) for j in range(len(ATTRIBUTES))])
-            for g in guesses
-        ]
-        differences.append(f1[1] - f1[0])
-    return [round(float(x), 4) for x in (np.mean(differences), *np.percentile(differences, [2.5, 97.5]))]
 
 
 def main() -> None:

@@ -1,6 +1,10 @@
 """The evaluation metrics agree with scikit-learn's (a test-only reference)."""
 
 import functools
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +12,8 @@ from sklearn import metrics as sk
 
 from facelabel.artifact import ATTRIBUTES
 from trainer.evaluate import best_thresholds, evaluate_predictions, roc_auc
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
 @pytest.fixture
@@ -67,3 +73,44 @@ def test_a_resample_of_people_scores_like_copied_faces(predictions):
         expected_f1 = sk.f1_score(truth, guess, sample_weight=weights, zero_division=0)
         assert weighted_f1(truth, guess, weights) == pytest.approx(expected_f1, abs=1e-12)
     assert weighted_auc(np.zeros(5, int), np.arange(5.0), np.ones(5)) is None
+
+
+def _oof(work, scored):
+    from trainer.crossval import OOF
+
+    work.mkdir()
+    (work / OOF).write_text("".join(json.dumps(row) + "\n" for row in scored.rows()))
+    return str(work)
+
+
+def test_an_ensemble_of_crossval_runs_averages_each_face_out_of_fold(tmp_path, predictions):
+    """bench/ensemble_oof.py matches faces by folder and image, not by row order, scores their
+    mean probabilities as crossval scores a run, and refuses runs split into other folds."""
+    from trainer.crossval import Scored, crossval_report
+
+    scores, labels = predictions
+    n = len(labels)
+    folder = ["aligned"] * (n - 100) + ["wild"] * 100
+    fold, person = [i % 3 for i in range(n)], [f"p{i // 2}" for i in range(n)]
+    image = [f"{i}.jpg" for i in range(n)]
+    other = np.clip(scores + np.random.default_rng(1).normal(0, 0.1, scores.shape), 0, 1)
+    a = Scored(folder, fold, person, image, scores, labels)
+    b = Scored(folder[::-1], fold[::-1], person[::-1], image[::-1], other[::-1], labels[::-1])  # other order
+    out = tmp_path / "ensemble.json"
+    command = [sys.executable, str(BENCH / "ensemble_oof.py"), "--work", _oof(tmp_path / "a", a)]
+    command += ["--work", _oof(tmp_path / "b", b), "--score-only", "wild", "--json", str(out)]
+    run = subprocess.run(command, capture_output=True, text=True, check=True)
+    trained_on = np.array(folder) == "aligned"
+    expected = crossval_report(
+        Scored(folder, fold, person, image, (scores + other) / 2, labels), trained_on, 3
+    )
+    report = json.loads(out.read_text())
+    assert report["sets"] == expected["sets"]
+    assert "ensemble minus" in run.stdout
+
+    moved = Scored(folder, [(f + 1) % 3 for f in fold], person, image, other, labels)
+    command[command.index(str(tmp_path / "b"))] = _oof(tmp_path / "moved", moved)
+    refused = subprocess.run(command, capture_output=True, text=True)
+    assert (
+        refused.returncode == 2 and "different folds" in refused.stderr and "Traceback" not in refused.stderr
+    )

@@ -319,6 +319,22 @@ def metrics(scored: Scored, thresholds: np.ndarray, rounds: int = ROUNDS, seed: 
     return report
 
 
+def paired_difference(plain: Scored, other: Scored, trained_on, folds: int) -> list[float]:
+    """Mean and 95 % interval of (other − plain) pooled macro-F1 over person resamples."""
+    guesses = [
+        (s.probabilities >= cross_fitted_thresholds(s, trained_on, folds))[trained_on].astype(int)
+        for s in (plain, other)
+    ]
+    labels, differences = plain.labels[trained_on], []
+    for weights in person_resamples(np.array(plain.person)[trained_on]):
+        f1 = [
+            np.mean([weighted_f1(labels[:, j], g[:, j], weights) for j in range(len(ATTRIBUTES))])
+            for g in guesses
+        ]
+        differences.append(f1[1] - f1[0])
+    return [round(float(x), 4) for x in (np.mean(differences), *np.percentile(differences, [2.5, 97.5]))]
+
+
 def person_resamples(person, rounds: int = ROUNDS, seed: int = 0) -> list[np.ndarray]:
     """``rounds`` resamples of people with replacement, each as a weight per face: how many
     times its person was drawn (all of a person's faces go together)."""

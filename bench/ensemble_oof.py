@@ -1,0 +1,85 @@
+"""An ensemble judged by the cross-validation that judged its members, with no training: runs
+cross-validated by the same person folds predicted every face with models trained without its
+person, so the mean of their out-of-fold probabilities is the ensemble's out-of-fold prediction.
+Thresholds are cross-fitted as ``crossval`` fits them. Prints each run's report and the
+ensemble's, and the pooled macro-F1 difference between the ensemble and its best run, with a
+95 % interval from resampling people (the same draws for both).
+
+Usage: python bench/ensemble_oof.py --work build/model/cv-224 --work build/model/cv-ema-seed0
+           [--score-only wild] [--json build/model/ensemble.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from facelabel.artifact import ATTRIBUTES  # noqa: E402
+from facelabel.errors import FacelabelError  # noqa: E402
+from trainer.crossval import POOLED, Scored, crossval_report, paired_difference, read_oof  # noqa: E402
+
+
+def averaged(runs: list[Scored]) -> Scored:
+    """The runs' mean probabilities, in the first run's row order. Every run must have scored the
+    same faces in the same folds."""
+    first = runs[0]
+    keys = list(zip(first.folder, first.image))
+    probabilities = []
+    for run in runs:
+        row = {key: n for n, key in enumerate(zip(run.folder, run.image))}
+        if set(row) != set(keys):
+            raise FacelabelError("the runs scored different faces: were they built from the same records?")
+        order = [row[key] for key in keys]
+        if [run.fold[i] for i in order] != first.fold or (run.labels[order] != first.labels).any():
+            raise FacelabelError("the runs split the faces into different folds: ensemble runs of one split")
+        probabilities.append(run.probabilities[order])
+    return Scored(
+        first.folder, first.fold, first.person, first.image, np.mean(probabilities, axis=0), first.labels
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--work", action="append", required=True, help="A finished crossval --work folder.")
+    parser.add_argument(
+        "--score-only", action="append", default=[], help="A folder the runs only scored (its name)."
+    )
+    parser.add_argument("--json", help="Write the ensemble's report, in crossval.json's format, here.")
+    args = parser.parse_args()
+    if len(args.work) < 2:
+        parser.error("an ensemble needs two --work folders or more")
+    runs = [read_oof(work) for work in args.work]
+    if not all(run.image for run in runs):
+        parser.error("a --work folder has no out-of-fold predictions (oof.jsonl)")
+    try:
+        ensemble = averaged(runs)
+    except FacelabelError as error:
+        parser.error(str(error))
+    folds = max(ensemble.fold) + 1
+    trained_on = ~np.isin(ensemble.folder, args.score_only)
+    reports = {work: crossval_report(run, trained_on, folds) for work, run in zip(args.work, runs)}
+    reports["ensemble"] = crossval_report(ensemble, trained_on, folds)
+    for name, report in reports.items():
+        for folder, m in report["sets"].items():
+            f1s = ", ".join(f"{a} {m['attributes'][a]['f1']}" for a in ATTRIBUTES)
+            print(
+                f"{name}, {folder}: macro-F1 {m['macro_f1']} {m['macro_f1_95']}, AUC {m['macro_auc']}; {f1s}"
+            )
+    best = max(args.work, key=lambda work: reports[work]["sets"][POOLED]["macro_f1"])
+    mean, low, high = paired_difference(runs[args.work.index(best)], ensemble, trained_on, folds)
+    print(f"{POOLED}, ensemble minus {best}: {mean:+.4f} (95 % {low:+.4f} to {high:+.4f})")
+    if args.json:
+        report = reports["ensemble"] | {"members": args.work, "minus_best_member": [mean, low, high]}
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
