@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Rebuilds the bundled default model (facelabel/models/default) from ../shared with the project's own
-# commands: `make model`. About 7.5 hours on 2 CPU cores: eight recipes cross-validated by 3 folds (45 to
-# 60 minutes each), a final model for the shipped one and FaceNet (20 minutes more), the benchmarks.
+# commands: `make model`. About 8.5 hours on 2 CPU cores: nine recipes cross-validated by 3 folds (40 to
+# 80 minutes each), a final model for the shipped one and FaceNet (20 to 30 minutes more), the benchmarks.
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 CELEBA=${FACELABEL_CELEBA_DIR:-../shared/celeba-sample}
 WORK=${WORK:-build/model}
 FRAMING=${FRAMING:-aligned}  # or detected: see the model card's "Why this framing"
-NAME=${NAME:-mobilenetv2-torch-160-celeba-sample}
+NAME=${NAME:-mobilenetv2-torch-224-celeba-sample}
 FOLDS=${FOLDS:-3}
 FACENET_H5=${FACENET_H5:-build/weights/facenet_keras.h5}  # make model downloads it
 mkdir -p "$WORK"
@@ -56,12 +56,18 @@ crossval() {
 }
 MOBILENETV2=(--model mobilenetv2-torch --weights "$WORK/mobilenetv2_torch.weights.h5" --epochs 3 --lr 1e-3
              --fine-tune --fine-tune-lr 1e-4)
-# the shipped recipe: each phase ends on Adam's moving average of the weights (--ema)
-crossval cv "$NAME" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --ema 0.995 --seed 1
-# the same recipe with another seed: how far training noise alone moves the estimate (the card's "Run to run");
-# it and the rejected recipes below stop at the estimate (--no-final-model)
-REPEAT=mobilenetv2-torch-160-ema-seed0
-crossval cv-ema-seed0 "$REPEAT" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --ema 0.995 --seed 0 --no-final-model
+# the shipped recipe: 224 px crops, each phase ending on Adam's moving average of the weights (--ema).
+# Chosen by a rule fixed before its cross-validation: above 0.797 pooled macro-F1, the better 160 px seed
+# below plus 0.005 (it scored 0.805 with seed 0)
+RECORDS="$WORK/records224" crossval cv "$NAME" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --ema 0.995 --seed 0
+# the same recipe on 160 px crops (the model shipped before) with two seeds, which show how far training noise
+# alone moves an estimate; these and the rejected recipes below stop at the estimate (--no-final-model)
+SMALL=mobilenetv2-torch-160-celeba-sample
+crossval cv-160 "$SMALL" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --ema 0.995 --seed 1 --no-final-model
+FACELABEL_CELEBA_DIR="$CELEBA" FACELABEL_MODEL="$WORK/cv-160/folds/fold0" $PY bench/throughput.py --images 512 \
+    --json "$WORK/cv-160/throughput.json"
+SMALL_SEED0=mobilenetv2-torch-160-ema-seed0
+crossval cv-160-seed0 "$SMALL_SEED0" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --ema 0.995 --seed 0 --no-final-model
 
 # FaceNet, the best backbone on frozen features, cross-validated by the same folds with its last
 # Inception-ResNet blocks fine-tuned on cached features (the card's "Tried and rejected")
@@ -78,19 +84,15 @@ crossval cv-plain "$PLAIN" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --seed 0 --n
 crossval cv-plain-seed1 "$PLAIN-seed1" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --seed 1 --no-final-model
 LONGER=mobilenetv2-torch-160-ft8
 crossval cv-ft8 "$LONGER" "${MOBILENETV2[@]}" --fine-tune-epochs 8 --seed 0 --no-final-model
-# the shipped recipe with half the training faces shrunk and scaled back up (--low-res): half-resolution
+# the 160 px recipe with half the training faces shrunk and scaled back up (--low-res): half-resolution
 # faces are where mustache is lost
 LOW_RES=mobilenetv2-torch-160-lowres
 crossval cv-lowres "$LOW_RES" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --ema 0.995 --low-res 0.5 --seed 0 --no-final-model
-# the shipped recipe on 192 px crops (1.44 x the pixels); a fold model measures the network's cost
+# the 160 px recipe on 192 px crops (1.44 x the pixels); a fold model measures the network's cost
 LARGER=mobilenetv2-torch-192
 RECORDS="$WORK/records192" crossval cv-192 "$LARGER" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --ema 0.995 --seed 0 --no-final-model
 FACELABEL_CELEBA_DIR="$CELEBA" FACELABEL_MODEL="$WORK/cv-192/folds/fold0" $PY bench/throughput.py --images 512 \
     --json "$WORK/cv-192/throughput.json"
-# and on 224 px crops (1.96 x the pixels), the issue's own suggestion. Rule fixed before its result: a
-# second seed and a final model only if this seed's pooled macro-F1 is above 0.797, as for 192 px
-LARGEST=mobilenetv2-torch-224
-RECORDS="$WORK/records224" crossval cv-224 "$LARGEST" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --ema 0.995 --seed 0 --no-final-model
 
 # keep the framing comparisons the card cites (bench/framings.sh, bench/compare_framings.py)
 if [ -f facelabel/models/default/report/framing.json ]; then cp facelabel/models/default/report/framing.json "$WORK/framing.json"; fi
@@ -100,15 +102,14 @@ cp "$WORK/cv/crossval.json" "$WORK/cv/test.json" "$WORK/screen.json" facelabel/m
 mkdir -p "facelabel/models/default/report/candidates/$CANDIDATE"
 cp "$WORK/cv-facenet/crossval.json" "$WORK/cv-facenet/throughput.json" "$WORK/cv-facenet/models/$CANDIDATE/model.json" \
     "facelabel/models/default/report/candidates/$CANDIDATE/"
-for run in cv-plain:$PLAIN cv-plain-seed1:$PLAIN-seed1 cv-ft8:$LONGER cv-lowres:$LOW_RES cv-192:$LARGER; do
+for run in cv-160:$SMALL cv-160-seed0:$SMALL_SEED0 cv-plain:$PLAIN cv-plain-seed1:$PLAIN-seed1 cv-ft8:$LONGER \
+           cv-lowres:$LOW_RES cv-192:$LARGER; do
   mkdir -p "facelabel/models/default/report/candidates/${run#*:}"
   cp "$WORK/${run%%:*}/crossval.json" "$WORK/${run%%:*}/folds/fold0/model.json" \
       "facelabel/models/default/report/candidates/${run#*:}/"
 done
+cp "$WORK/cv-160/throughput.json" "facelabel/models/default/report/candidates/$SMALL/"
 cp "$WORK/cv-192/throughput.json" "facelabel/models/default/report/candidates/$LARGER/"
-mkdir -p "facelabel/models/default/report/repeats/$REPEAT"
-cp "$WORK/cv-ema-seed0/crossval.json" "$WORK/cv-ema-seed0/folds/fold0/model.json" \
-    "facelabel/models/default/report/repeats/$REPEAT/"
 FACELABEL_CELEBA_DIR="$CELEBA" FACELABEL_MODEL=facelabel/models/default $PY bench/throughput.py --json facelabel/models/default/report/throughput.json
 FACELABEL_CELEBA_DIR="$CELEBA" FACELABEL_MODEL=facelabel/models/default $PY bench/wild.py --json facelabel/models/default/report/wild.json
 if [ -f "$WORK/framing.json" ]; then cp "$WORK/framing.json" facelabel/models/default/report/; fi
