@@ -31,7 +31,7 @@ def test_bundled_card_matches_its_reports():
         theirs = json.loads((candidate / "model.json").read_text())
         network = f"**`{candidate.name}`**: backbone `{theirs['backbone']}` at {theirs['input_size']} px"
         assert network in card and f"| {pooled['macro_f1']} (" in card
-    for repeat in (Path(BUNDLED_MODEL) / "report" / "repeats").iterdir():
+    for repeat in (Path(BUNDLED_MODEL) / "report" / "repeats").glob("*"):  # none until a recipe is repeated
         pooled = json.loads((repeat / "crossval.json").read_text())["sets"]["all training folders"]
         assert f"| `{repeat.name}` | {pooled['macro_f1']} |" in card
 
@@ -49,7 +49,40 @@ def test_a_repeat_must_be_the_shipped_recipe_with_another_seed(tmp_path):
     recipe["steps_per_epoch"] = None  # a fold model's file: its epochs are the folds' length
     (repeat / "model.json").write_text(json.dumps(meta))
     assert f"| {recipe['seed']} | `another-seed` |" in render(model, "")
+    meta["input_size"] += 32
+    (repeat / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="not this model's recipe and network"):
+        render(model, "")
+    meta["input_size"] -= 32
     recipe["fine_tune_epochs"] += 1
     (repeat / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="not this model's recipe"):
+        render(model, "")
+
+
+def test_a_candidate_of_another_network_is_costed_by_a_measured_run_of_that_network(tmp_path):
+    """A candidate without its own throughput.json borrows (and names) the figures of another
+    candidate with its network; with none, the card is refused."""
+    model = tmp_path / "default"
+    shutil.copytree(BUNDLED_MODEL, model)
+    candidates = model / "report" / "candidates"
+
+    def network(folder):
+        meta = json.loads((folder / "model.json").read_text())
+        return [meta[k] for k in ("backbone", "alpha", "input_size")]
+
+    measured = next(
+        c
+        for c in sorted(candidates.iterdir())
+        if (c / "throughput.json").exists() and network(c) != network(model)
+    )
+    borrower = candidates / "a-borrower"
+    borrower.mkdir()
+    for name in ("crossval.json", "model.json"):
+        shutil.copy(measured / name, borrower)
+    line = next(x for x in render(model, "").splitlines() if x.startswith("**`a-borrower`**"))
+    cost = json.loads((measured / "throughput.json").read_text())
+    assert f"{cost['model_mb']} MB (the network of `{measured.name}`)" in line
+    (measured / "throughput.json").unlink()
+    with pytest.raises(ValueError, match="another network than this model's needs a throughput.json"):
         render(model, "")

@@ -193,15 +193,20 @@ def _repeats_section(folder: Path, meta: dict, cv: dict) -> list[str]:
     ``crossval.json`` and a fold or final model's ``model.json``): how far training noise alone
     moves the estimate."""
     if not folder.is_dir():
-        return []
+        return [
+            "**Run to run.** Not measured for this recipe: it has been cross-validated with one seed "
+            "only. The candidates below that differ only by their seed show how far training noise "
+            "alone moved another recipe's estimate.",
+            "",
+        ]
     runs = [(meta["training"]["recipe"]["seed"], "this model's run", cv)]
     for repeat in sorted(p for p in folder.iterdir() if p.is_dir()):
-        recipe = json.loads((repeat / "model.json").read_text())["training"]["recipe"]
-        ours = meta["training"]["recipe"]
+        theirs = json.loads((repeat / "model.json").read_text())
+        recipe, ours = theirs["training"]["recipe"], meta["training"]["recipe"]
         # a field newer than a run: None; a fold model's file serves (its epochs' length is the folds')
         fields = (set(ours) | set(recipe)) - {"seed", "weights", "steps_per_epoch"}
-        if any(ours.get(k) != recipe.get(k) for k in fields):
-            raise ValueError(f"{repeat}: not this model's recipe with another seed")
+        if any(ours.get(k) != recipe.get(k) for k in fields) or any(theirs[k] != meta[k] for k in NETWORK):
+            raise ValueError(f"{repeat}: not this model's recipe and network with another seed")
         runs.append((recipe["seed"], f"`{repeat.name}`", json.loads((repeat / "crossval.json").read_text())))
     names = list(cv["sets"])
     lines = [
@@ -318,7 +323,9 @@ def _candidates_section(folder: Path, meta: dict, throughput: Path) -> list[str]
             "",
             f"Macro-F1 against this model's cross-validated rows: {gains}. Pooled 95 % intervals: "
             f"{_range(cv['sets'][POOLED])} against {_range(ours[POOLED])}."
-            + _slower(candidate / "throughput.json", own_speed),
+            + _slower(
+                None if _network(theirs) == _network(meta) else _throughput_of(candidate, theirs), own_speed
+            ),
             "",
         ]
     return lines
@@ -345,37 +352,60 @@ def _low_res(recipe: dict) -> str:
 
 
 def _candidate_cost(candidate: Path, theirs: dict, meta: dict, own_speed: dict) -> str:
-    if not (candidate / "throughput.json").exists():
-        network = ("backbone", "alpha", "input_size")
-        if any(theirs[key] != meta[key] for key in network):
-            raise ValueError(f"{candidate}: another network than this model's needs its throughput.json")
+    """Its size and speed: this model's network, its own ``throughput.json``, or the one of a
+    candidate with its network (named)."""
+    if _network(theirs) == _network(meta):
         return "this model's network, so its size and speed"
-    cost = json.loads((candidate / "throughput.json").read_text())
+    measured = _throughput_of(candidate, theirs)
+    if measured is None:
+        raise ValueError(f"{candidate}: another network than this model's needs a throughput.json")
+    cost = json.loads(measured.read_text())
     speeds = ", ".join(
         f"{runtime} {r['raw']}"
         + (f" (this model, in its own run: {own_speed[runtime]['raw']})" if runtime in own_speed else "")
         for runtime, r in cost["runtimes"].items()
     )
-    return f"{cost['model_mb']} MB; raw forward faces/s on {cost['cpus']} CPU cores: {speeds}"
+    network = "" if measured.parent == candidate else f" (the network of `{measured.parent.name}`)"
+    return f"{cost['model_mb']} MB{network}; raw forward faces/s on {cost['cpus']} CPU cores: {speeds}"
+
+
+NETWORK = ("backbone", "alpha", "input_size")
+
+
+def _network(meta: dict) -> tuple:
+    return tuple(meta[key] for key in NETWORK)
+
+
+def _throughput_of(candidate: Path, theirs: dict) -> Path | None:
+    """``bench/throughput.py --json`` figures for the candidate's network: its own, else those of
+    another candidate with the same network (None without either)."""
+    if (candidate / "throughput.json").exists():
+        return candidate / "throughput.json"
+    for other in sorted(p for p in candidate.parent.iterdir() if (p / "throughput.json").exists()):
+        if _network(json.loads((other / "model.json").read_text())) == _network(theirs):
+            return other / "throughput.json"
+    return None
 
 
 def _range(m: dict) -> str:
     return f"{m['macro_f1_95'][0]}–{m['macro_f1_95'][1]}"
 
 
-def _slower(throughput: Path, own: dict) -> str:
-    if not throughput.exists():
+def _slower(throughput: Path | None, own: dict) -> str:
+    if throughput is None:
         return ""
     cost = json.loads(throughput.read_text())
-    ratios = [
-        f"{own[r]['raw'] / c['raw']:.1f} × slower on {r}" for r, c in cost["runtimes"].items() if r in own
-    ]
+    ratios = [_ratio(own[r]["raw"] / c["raw"]) + f" on {r}" for r, c in cost["runtimes"].items() if r in own]
     if not ratios:
         return ""
     return (
         f" Raw forward, against this model's own run: {', '.join(ratios)} (separate runs; this "
         "machine's speed differs between days, so compare runs of one day)."
     )
+
+
+def _ratio(slower: float) -> str:
+    return f"{slower:.1f} × slower" if slower >= 1 else f"{1 / slower:.1f} × faster"
 
 
 def _training_section(training: dict) -> list[str]:
