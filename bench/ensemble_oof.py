@@ -5,7 +5,7 @@ Thresholds are cross-fitted as ``crossval`` fits them. Prints each run's report 
 ensemble's, and the pooled macro-F1 difference between the ensemble and its best run, with a
 95 % interval from resampling people (the same draws for both).
 
-Usage: python bench/ensemble_oof.py --work build/model/cv-224 --work build/model/cv-ema-seed0
+Usage: python bench/ensemble_oof.py --work build/model/cv --work build/model/cv-160-seed0
            [--score-only wild] [--json build/model/ensemble.json]
 """
 
