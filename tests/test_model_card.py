@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from facelabel.settings import BUNDLED_MODEL
-from trainer.model_card import render
+from trainer.model_card import NETWORK, render
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,9 +31,13 @@ def test_bundled_card_matches_its_reports():
         theirs = json.loads((candidate / "model.json").read_text())
         network = f"**`{candidate.name}`**: backbone `{theirs['backbone']}` at {theirs['input_size']} px"
         assert network in card and f"| {pooled['macro_f1']} (" in card
-    for repeat in (Path(BUNDLED_MODEL) / "report" / "repeats").glob("*"):  # none until a recipe is repeated
+    candidates = sum(1 for _ in (Path(BUNDLED_MODEL) / "report" / "candidates").iterdir())
+    assert f'chosen over the {candidates} under "Tried and rejected" by these same folds' in card
+    repeats = list((Path(BUNDLED_MODEL) / "report" / "repeats").glob("*"))
+    for repeat in repeats:
         pooled = json.loads((repeat / "crossval.json").read_text())["sets"]["all training folders"]
         assert f"| `{repeat.name}` | {pooled['macro_f1']} |" in card
+    assert ("**Run to run.** Not measured for this recipe" in card) == (not repeats)
 
 
 def test_a_repeat_must_be_the_shipped_recipe_with_another_seed(tmp_path):
@@ -69,7 +73,7 @@ def test_a_candidate_of_another_network_is_costed_by_a_measured_run_of_that_netw
 
     def network(folder):
         meta = json.loads((folder / "model.json").read_text())
-        return [meta[k] for k in ("backbone", "alpha", "input_size")]
+        return [meta[k] for k in NETWORK]
 
     measured = next(
         c
