@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -118,14 +119,9 @@ def test_convert_records_train_evaluate_and_label(tmp_path, sqlite_url):
     assert len(rows) == 95 and {r["model_version"] for r in rows} == {"synthetic-v1"}
 
 
-def test_detected_framing_records_hold_the_workers_face_crop(tmp_path):
-    """``--framing detected``: each record is the crop a worker makes of the photo's largest
-    face; a photo without a face is skipped and named."""
-    import tensorflow as tf
-
-    from facelabel.settings import Settings
-    from facelabel.vision.faces import find_faces
-
+def _detected_records(tmp_path) -> tuple[Path, str]:
+    """Two group photos and one without a face, as ``--framing detected`` records at 96 px (all
+    in 'train'): the photos' folder and the command's output."""
     folder = tmp_path / "photos"
     folder.mkdir()
     images.group_photo(folder / "000001.jpg")
@@ -140,6 +136,18 @@ def test_detected_framing_records_hold_the_workers_face_crop(tmp_path):
         "data", "tfrecords", "--json", tmp_path / "sel.json", "--images", folder,
         "--out", tmp_path / "rec", "--split", "1,0,0", "--size", 96, "--framing", "detected",
     )  # fmt: skip
+    return folder, out
+
+
+def test_detected_framing_records_hold_the_workers_face_crop(tmp_path):
+    """``--framing detected``: each record is the crop a worker makes of the photo's largest
+    face; a photo without a face is skipped and named."""
+    import tensorflow as tf
+
+    from facelabel.settings import Settings
+    from facelabel.vision.faces import find_faces
+
+    folder, out = _detected_records(tmp_path)
     manifest = json.loads((tmp_path / "rec" / "manifest.json").read_text())
     assert manifest["framing"] == "detected"
     assert manifest["splits"]["train"]["skipped_examples"] == ["000003.jpg: no face found"], out
@@ -152,6 +160,43 @@ def test_detected_framing_records_hold_the_workers_face_crop(tmp_path):
     for name, crop in stored.items():
         face = find_faces((folder / name).read_bytes(), size=96, aligned=False, settings=Settings()).crops[0]
         assert np.array_equal(crop, face)
+
+
+def test_a_model_trains_on_aligned_images_and_detector_crops_together(tmp_path, sqlite_url):
+    """Records of both framings train one model when their crops are the same size: the model
+    keeps its val set's framing and its card names the set framed otherwise; another size is a
+    one-line error."""
+    _detected_records(tmp_path)
+    images.synthetic_celeba(tmp_path / "aligned", count=24)
+    invoke(
+        "data", "convert", "--annotation", tmp_path / "aligned" / "list_attr_celeba.txt",
+        "--json", tmp_path / "aligned.json",
+    )  # fmt: skip
+    for size in (96, 64):
+        invoke(
+            "data", "tfrecords", "--json", tmp_path / "aligned.json", "--images",
+            tmp_path / "aligned" / "img_align_celeba", "--out", tmp_path / f"aligned{size}",
+            "--split", "70,30,0", "--size", size,
+        )  # fmt: skip
+    arguments = [
+        "--db", sqlite_url, "train", "--model", "mobilenet", "--weights", "none", "--epochs", 1,
+        "--batch-size", 8, "--val-tfrecord", tmp_path / "aligned96" / "val",
+        "--model-dir", tmp_path / "models", "--train-tfrecord", tmp_path / "rec" / "train",
+    ]  # fmt: skip
+    invoke(*arguments, "--train-tfrecord", tmp_path / "aligned96" / "train", "--name", "mixed")
+    artifact = load_artifact(tmp_path / "models" / "mixed")
+    aligned = json.loads((tmp_path / "aligned96" / "manifest.json").read_text())["splits"]["train"]["images"]
+    assert artifact.meta["framing"] == "aligned"
+    assert artifact.meta["training"]["data"]["train_images"] == aligned + 2
+    card = render(artifact.directory, "make model")
+    assert "Also trained on `detected` crops" in card and ": `rec`." in card
+    assert "Also trained on `aligned`" not in card
+
+    result = CliRunner().invoke(
+        main, [str(a) for a in (*arguments, "--train-tfrecord", tmp_path / "aligned64" / "train")]
+    )
+    assert result.exit_code == 1 and "holds 64px crops; val holds 96px" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_split_option_is_checked(tmp_path):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rebuilds the bundled default model (facelabel/models/default) from ../shared with the project's own
-# commands: `make model`. About 10 hours on 2 CPU cores: nine recipes and a repeat cross-validated by 3 folds (40 to
-# 80 minutes each), a final model for the shipped one and FaceNet (20 to 30 minutes more), the benchmarks.
+# commands: `make model`. About 10 hours on 2 CPU cores: nine recipes and a repeat cross-validated by 3
+# folds (40 to 80 minutes each), a final model for the shipped one and FaceNet (20 to 30 minutes more), the
+# benchmarks.
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 CELEBA=${FACELABEL_CELEBA_DIR:-../shared/celeba-sample}

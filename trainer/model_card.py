@@ -79,9 +79,24 @@ def _summary_section(meta: dict) -> list[str]:
         f"Backbone `{meta['backbone']}` (initial weights: `{initial}`), "
         f"input {meta['input_size']}×{meta['input_size']} RGB, framing `{meta['framing']}` "
         f"({FRAMINGS[meta['framing']]}), preprocessing "
-        f"{meta['preprocessing']}. Outputs: sigmoid probabilities for {', '.join(meta['attributes'])}.",
+        f"{meta['preprocessing']}. Outputs: sigmoid probabilities for {', '.join(meta['attributes'])}."
+        + _other_framings(meta),
         "",
     ]
+
+
+def _other_framings(meta: dict) -> str:
+    """The training sets whose crops are framed unlike the model's own framing, by framing."""
+    sets: dict[str, set[str]] = {}
+    for spec, manifest in meta["training"]["data"]["train"].items():
+        if manifest["framing"] != meta["framing"]:
+            sets.setdefault(manifest["framing"], set()).add(Path(spec).parent.name or spec)
+    return "".join(
+        f" Also trained on `{framing}` crops ({FRAMINGS[framing]}): "
+        + ", ".join(f"`{name}`" for name in sorted(names))
+        + "."
+        for framing, names in sorted(sets.items())
+    )
 
 
 def _data_section(meta: dict) -> list[str]:

@@ -183,7 +183,9 @@ def train(
 
 @dataclasses.dataclass(frozen=True)
 class _TrainingData:
-    """The record shards of one training: every set of the same crop size and framing."""
+    """The record shards of one training: every set of the same crop size. Framings may mix (whole
+    aligned images with detector crops of photos, which a worker frames alike); the model's own
+    framing is its val set's, and the card names the training sets of another."""
 
     train_files: list[str]
     val_files: list[str]
@@ -197,12 +199,10 @@ class _TrainingData:
         val_files = record_files(val_spec)
         manifests = {spec: read_manifest(files) for spec, files in sources}
         val_manifest = read_manifest(val_files)
-        size, framing = val_manifest["size"], val_manifest["framing"]
         for spec, manifest in manifests.items():
-            if (manifest["size"], manifest["framing"]) != (size, framing):
+            if manifest["size"] != val_manifest["size"]:
                 raise RecordsError(
-                    f"{spec} holds {manifest['size']}px {manifest['framing']} crops; "
-                    f"val holds {size}px {framing}"
+                    f"{spec} holds {manifest['size']}px crops; val holds {val_manifest['size']}px"
                 )
         train_files = [f for _, files in sources for f in files]
         return cls(train_files, val_files, manifests, val_manifest, val_spec)
