@@ -3,10 +3,12 @@ cross-validated by the same person folds predicted every face with models traine
 person, so the mean of their out-of-fold probabilities is the ensemble's out-of-fold prediction.
 Thresholds are cross-fitted as ``crossval`` fits them. Prints each run's report and the
 ensemble's, and the pooled macro-F1 difference between the ensemble and its best run, with a
-95 % interval from resampling people (the same draws for both).
+95 % interval from resampling people (the same draws for both), and whether that passes the
+rule fixed before the ensemble is scored (``--min-gain``: at least that much, the interval's lower
+end above 0).
 
-Usage: python bench/ensemble_oof.py --work build/model/cv --work build/model/cv-160-seed0
-           [--score-only wild] [--json build/model/ensemble.json]
+Usage: python bench/ensemble_oof.py --work build/model/cv-224-seed1 --work build/model/cv-160-seed0
+           [--score-only wild] [--min-gain 0.005] [--json build/model/ensemble.json]
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from facelabel.artifact import ATTRIBUTES  # noqa: E402
 from facelabel.errors import FacelabelError  # noqa: E402
 from trainer.crossval import POOLED, Scored, crossval_report, paired_difference, read_oof  # noqa: E402
+from trainer.model_card import NETWORK  # noqa: E402
 
 
-def averaged(runs: list[Scored]) -> Scored:
-    """The runs' mean probabilities, in the first run's row order. Every run must have scored the
-    same faces in the same folds."""
+def aligned(runs: list[Scored]) -> list[Scored]:
+    """The runs, each in the first run's row order. Every run must have scored the same faces in
+    the same folds."""
     first = runs[0]
     keys = list(zip(first.folder, first.image))
-    probabilities = []
+    ordered = []
     for run in runs:
         row = {key: n for n, key in enumerate(zip(run.folder, run.image))}
         if set(row) != set(keys):
@@ -38,10 +41,29 @@ def averaged(runs: list[Scored]) -> Scored:
         order = [row[key] for key in keys]
         if [run.fold[i] for i in order] != first.fold or (run.labels[order] != first.labels).any():
             raise FacelabelError("the runs split the faces into different folds: ensemble runs of one split")
-        probabilities.append(run.probabilities[order])
-    return Scored(
-        first.folder, first.fold, first.person, first.image, np.mean(probabilities, axis=0), first.labels
-    )
+        ordered.append(
+            Scored(
+                first.folder, first.fold, first.person, first.image, run.probabilities[order], first.labels
+            )
+        )
+    return ordered
+
+
+def averaged(runs: list[Scored]) -> Scored:
+    """The mean probabilities of runs already in one row order."""
+    first = runs[0]
+    probabilities = np.mean([run.probabilities for run in runs], axis=0)
+    return Scored(first.folder, first.fold, first.person, first.image, probabilities, first.labels)
+
+
+def member(work: str) -> dict:
+    """A run's folder name, network and seed, from its first fold model."""
+    meta = json.loads((Path(work) / "folds" / "fold0" / "model.json").read_text())
+    return {
+        "work": Path(work).name,
+        **{k: meta[k] for k in NETWORK},
+        "seed": meta["training"]["recipe"]["seed"],
+    }
 
 
 def main() -> None:
@@ -52,6 +74,12 @@ def main() -> None:
     parser.add_argument(
         "--score-only", action="append", default=[], help="A folder the runs only scored (its name)."
     )
+    parser.add_argument(
+        "--min-gain",
+        type=float,
+        default=0.005,
+        help="Pooled macro-F1 over the best run the ensemble must add.",
+    )
     parser.add_argument("--json", help="Write the ensemble's report, in crossval.json's format, here.")
     args = parser.parse_args()
     if len(args.work) < 2:
@@ -60,9 +88,10 @@ def main() -> None:
     if not all(run.image for run in runs):
         parser.error("a --work folder has no out-of-fold predictions (oof.jsonl)")
     try:
-        ensemble = averaged(runs)
+        runs = aligned(runs)
     except FacelabelError as error:
         parser.error(str(error))
+    ensemble = averaged(runs)
     folds = max(ensemble.fold) + 1
     trained_on = ~np.isin(ensemble.folder, args.score_only)
     reports = {work: crossval_report(run, trained_on, folds) for work, run in zip(args.work, runs)}
@@ -75,9 +104,17 @@ def main() -> None:
             )
     best = max(args.work, key=lambda work: reports[work]["sets"][POOLED]["macro_f1"])
     mean, low, high = paired_difference(runs[args.work.index(best)], ensemble, trained_on, folds)
+    passes = bool(mean >= args.min_gain and low > 0)
     print(f"{POOLED}, ensemble minus {best}: {mean:+.4f} (95 % {low:+.4f} to {high:+.4f})")
+    print(f"at least {args.min_gain:+.3f} with the interval above 0: {'passes' if passes else 'fails'}")
     if args.json:
-        report = reports["ensemble"] | {"members": args.work, "minus_best_member": [mean, low, high]}
+        report = reports["ensemble"] | {
+            "members": [member(work) for work in args.work],
+            "best_member": Path(best).name,
+            "minus_best_member": [mean, low, high],
+            "min_gain": args.min_gain,
+            "passes": passes,
+        }
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 
 

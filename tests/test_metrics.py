@@ -75,18 +75,27 @@ def test_a_resample_of_people_scores_like_copied_faces(predictions):
     assert weighted_auc(np.zeros(5, int), np.arange(5.0), np.ones(5)) is None
 
 
-def _oof(work, scored):
+def _oof(work, scored, seed=0):
+    """A crossval --work folder: its out-of-fold predictions and a first fold model's metadata."""
     from trainer.crossval import OOF
 
-    work.mkdir()
+    (work / "folds" / "fold0").mkdir(parents=True)
     (work / OOF).write_text("".join(json.dumps(row) + "\n" for row in scored.rows()))
+    meta = {
+        "backbone": "mobilenetv2-torch",
+        "alpha": None,
+        "input_size": 160,
+        "training": {"recipe": {"seed": seed}},
+    }
+    (work / "folds" / "fold0" / "model.json").write_text(json.dumps(meta))
     return str(work)
 
 
 def test_an_ensemble_of_crossval_runs_averages_each_face_out_of_fold(tmp_path, predictions):
     """bench/ensemble_oof.py matches faces by folder and image, not by row order, scores their
-    mean probabilities as crossval scores a run, and refuses runs split into other folds."""
-    from trainer.crossval import Scored, crossval_report
+    mean probabilities as crossval scores a run, compares it with its best run face by face, and
+    refuses runs split into other folds."""
+    from trainer.crossval import Scored, crossval_report, paired_difference
 
     scores, labels = predictions
     n = len(labels)
@@ -94,19 +103,23 @@ def test_an_ensemble_of_crossval_runs_averages_each_face_out_of_fold(tmp_path, p
     fold, person = [i % 3 for i in range(n)], [f"p{i // 2}" for i in range(n)]
     image = [f"{i}.jpg" for i in range(n)]
     other = np.clip(scores + np.random.default_rng(1).normal(0, 0.1, scores.shape), 0, 1)
-    a = Scored(folder, fold, person, image, scores, labels)
-    b = Scored(folder[::-1], fold[::-1], person[::-1], image[::-1], other[::-1], labels[::-1])  # other order
+    a = Scored(folder, fold, person, image, other, labels)
+    b = Scored(folder[::-1], fold[::-1], person[::-1], image[::-1], scores[::-1], labels[::-1])  # other order
     out = tmp_path / "ensemble.json"
     command = [sys.executable, str(BENCH / "ensemble_oof.py"), "--work", _oof(tmp_path / "a", a)]
-    command += ["--work", _oof(tmp_path / "b", b), "--score-only", "wild", "--json", str(out)]
+    command += ["--work", _oof(tmp_path / "b", b, seed=1), "--score-only", "wild", "--json", str(out)]
     run = subprocess.run(command, capture_output=True, text=True, check=True)
     trained_on = np.array(folder) == "aligned"
-    expected = crossval_report(
-        Scored(folder, fold, person, image, (scores + other) / 2, labels), trained_on, 3
-    )
+    ensemble = Scored(folder, fold, person, image, (scores + other) / 2, labels)
     report = json.loads(out.read_text())
-    assert report["sets"] == expected["sets"]
-    assert "ensemble minus" in run.stdout
+    assert report["sets"] == crossval_report(ensemble, trained_on, 3)["sets"]
+    assert report["best_member"] == "b" and [m["seed"] for m in report["members"]] == [0, 1]
+    best = Scored(folder, fold, person, image, scores, labels)  # b, face by face with the ensemble
+    difference = paired_difference(best, ensemble, trained_on, 3)
+    assert report["minus_best_member"] == difference
+    assert report["passes"] == (difference[0] >= 0.005 and difference[1] > 0)
+    assert f"ensemble minus {tmp_path / 'b'}: {difference[0]:+.4f}" in run.stdout
+    assert ("passes" if report["passes"] else "fails") in run.stdout.splitlines()[-1]
 
     moved = Scored(folder, [(f + 1) % 3 for f in fold], person, image, other, labels)
     command[command.index(str(tmp_path / "b"))] = _oof(tmp_path / "moved", moved)

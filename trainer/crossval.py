@@ -320,7 +320,10 @@ def metrics(scored: Scored, thresholds: np.ndarray, rounds: int = ROUNDS, seed: 
 
 
 def paired_difference(plain: Scored, other: Scored, trained_on, folds: int) -> list[float]:
-    """Mean and 95 % interval of (other − plain) pooled macro-F1 over person resamples."""
+    """Mean and 95 % interval of (other − plain) pooled macro-F1 over person resamples; both list
+    the same faces in the same order."""
+    if (plain.folder, plain.image) != (other.folder, other.image):
+        raise ValueError("paired runs must list the same faces in the same order")
     guesses = [
         (s.probabilities >= cross_fitted_thresholds(s, trained_on, folds))[trained_on].astype(int)
         for s in (plain, other)
