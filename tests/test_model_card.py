@@ -90,3 +90,35 @@ def test_a_candidate_of_another_network_is_costed_by_a_measured_run_of_that_netw
     (measured / "throughput.json").unlink()
     with pytest.raises(ValueError, match="another network than this model's needs a throughput.json"):
         render(model, "")
+
+
+def test_an_ensemble_is_judged_by_its_rule_and_costed_by_every_members_network(tmp_path):
+    """report/ensemble.json (bench/ensemble_oof.py) gives the card its rows, the verdict it
+    recorded and the raw forward rate of running each member's measured network in turn."""
+    model = tmp_path / "default"
+    shutil.copytree(BUNDLED_MODEL, model)
+    meta = json.loads((model / "model.json").read_text())
+    other = next(
+        c for c in sorted((model / "report" / "candidates").iterdir()) if (c / "throughput.json").exists()
+    )
+    theirs = json.loads((other / "model.json").read_text())
+    members = [{"work": "cv-a", **{k: meta[k] for k in NETWORK}, "seed": 1}]
+    members.append({"work": "cv-b", **{k: theirs[k] for k in NETWORK}, "seed": 0})
+    ensemble = json.loads((model / "report" / "crossval.json").read_text()) | {
+        "members": members,
+        "best_member": "cv-a",
+        "minus_best_member": [0.004, -0.001, 0.009],
+        "min_gain": 0.005,
+        "passes": False,
+    }
+    (model / "report" / "ensemble.json").write_text(json.dumps(ensemble))
+    card = render(model, "")
+    own = json.loads((model / "report" / "throughput.json").read_text())["runtimes"]["keras"]["raw"]
+    other_speed = json.loads((other / "throughput.json").read_text())["runtimes"]["keras"]["raw"]
+    assert f"keras {1 / (1 / own + 1 / other_speed):.1f} (this model: {own})" in card
+    assert "`cv-b` (" in card and "best member `cv-a`: +0.0040" in card and "it fails: not shipped" in card
+
+    members[1]["input_size"] = 999  # a network no run measured
+    (model / "report" / "ensemble.json").write_text(json.dumps(ensemble))
+    with pytest.raises(ValueError, match="no throughput.json measures the network of cv-b"):
+        render(model, "")

@@ -53,6 +53,7 @@ def render(directory: str | Path, commands: str) -> str:
         *_wild_section(report / "wild.json", reference),
         *_screen_section(report / "screen.json"),
         *_candidates_section(report / "candidates", meta, report / "throughput.json"),
+        *_ensemble_section(report, meta),
         *_framing_section(Path(directory) / "report" / "framing.json"),
         *_cost_section(Path(directory), report / "throughput.json"),
         *_training_section(meta["training"]),
@@ -356,6 +357,56 @@ def _candidates_section(folder: Path, meta: dict, throughput: Path) -> list[str]
     return lines
 
 
+def _ensemble_section(report: Path, meta: dict) -> list[str]:
+    """Cross-validated runs averaged with no training (``bench/ensemble_oof.py --json
+    report/ensemble.json``): its rows, its gain over its best run against the rule it was judged
+    by, and the cost of running every member's network on each face."""
+    path = report / "ensemble.json"
+    if not path.exists():
+        return []
+    ensemble = json.loads(path.read_text())
+    speeds = []
+    for member in ensemble["members"]:
+        network = tuple(member[key] for key in NETWORK)
+        run = (
+            report / "throughput.json"
+            if network == _network(meta)
+            else _network_run(report / "candidates", network)
+        )
+        if run is None:
+            raise ValueError(f"{path}: no throughput.json measures the network of {member['work']}")
+        speeds.append(json.loads(run.read_text())["runtimes"])
+    own_run = json.loads((report / "throughput.json").read_text())
+    own = own_run["runtimes"]
+    both = ", ".join(
+        f"{runtime} {1 / sum(1 / s[runtime]['raw'] for s in speeds):.1f} (this model: {own[runtime]['raw']})"
+        for runtime in own
+        if all(runtime in s for s in speeds)
+    )
+    members = " and ".join(
+        f"`{m['work']}` ({m['backbone']} at {m['input_size']} px, seed {m['seed']})"
+        for m in ensemble["members"]
+    )
+    mean, low, high = ensemble["minus_best_member"]
+    verdict = "passes: it goes on to final models" if ensemble["passes"] else "fails: not shipped"
+    return [
+        "## Ensemble",
+        "",
+        f"The mean of the probabilities of {members}, cross-validated by the same folds: each face "
+        "scored by models that never saw its person, thresholds cross-fitted alike, no training "
+        "(`python bench/ensemble_oof.py`, in `make model`):",
+        "",
+        *_quality_table(ensemble["sets"]),
+        "",
+        f"Pooled macro-F1 against its best member `{ensemble['best_member']}`: {mean:+.4f} (95 % {low:+.4f} "
+        f"to {high:+.4f}, people resampled, the same draws for both). The rule, fixed before it was scored: "
+        f"at least {ensemble['min_gain']:+.3f} with the interval above 0; it {verdict}. Cost: every "
+        f"member's network runs on each face, raw forward faces/s on {own_run['cpus']} CPU cores from "
+        f"the members' own runs: {both}.",
+        "",
+    ]
+
+
 def _weights_kept(recipe: dict) -> str:
     ema = recipe.get("ema_momentum")
     return (
@@ -406,10 +457,18 @@ def _measured_run(candidate: Path, theirs: dict, meta: dict) -> Path | None:
         return None
     if (candidate / "throughput.json").exists():
         return candidate / "throughput.json"
-    for other in sorted(p for p in candidate.parent.iterdir() if (p / "throughput.json").exists()):
-        if _network(json.loads((other / "model.json").read_text())) == _network(theirs):
+    measured = _network_run(candidate.parent, _network(theirs))
+    if measured is None:
+        raise ValueError(f"{candidate}: another network than this model's needs a throughput.json")
+    return measured
+
+
+def _network_run(candidates: Path, network: tuple) -> Path | None:
+    """The ``throughput.json`` of the first candidate with ``network`` that has one."""
+    for other in sorted(p for p in candidates.iterdir() if (p / "throughput.json").exists()):
+        if _network(json.loads((other / "model.json").read_text())) == network:
             return other / "throughput.json"
-    raise ValueError(f"{candidate}: another network than this model's needs a throughput.json")
+    return None
 
 
 def _range(m: dict) -> str:
