@@ -255,7 +255,8 @@ def train(settings, train_tfrecords, val_tfrecord, model_dir, name, **options):
     required=True,
     multiple=True,
     type=click.Path(exists=True, file_okay=False),
-    help="Records built with --identities --folds K: trained on and scored (repeat).",
+    help="Records built with --identities --folds K: trained on and scored (repeat; one crop size, "
+    "either framing).",
 )
 @click.option(
     "--score-only",
