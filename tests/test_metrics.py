@@ -127,3 +127,31 @@ def test_an_ensemble_of_crossval_runs_averages_each_face_out_of_fold(tmp_path, p
     assert (
         refused.returncode == 2 and "different folds" in refused.stderr and "Traceback" not in refused.stderr
     )
+
+
+def test_wild_thresholds_are_cross_fitted_on_the_wild_photos_alone(tmp_path, predictions):
+    """bench/wild_thresholds.py: photos whose scores run lower than the training faces' are labelled
+    better at thresholds fitted on other photos' folds than at the training folders' thresholds."""
+    from trainer.crossval import Scored, cross_fitted_thresholds, metrics
+
+    scores, labels = predictions
+    n = len(labels)
+    folder = ["aligned"] * (n - 150) + ["wild"] * 150
+    fold, person = [i % 3 for i in range(n)], [f"p{i // 2}" for i in range(n)]
+    probabilities = scores.copy()
+    probabilities[n - 150 :] *= 0.6  # a detector crop scores lower
+    scored = Scored(folder, fold, person, [f"{i}.jpg" for i in range(n)], probabilities, labels)
+    out = tmp_path / "wild.json"
+    command = [sys.executable, str(BENCH / "wild_thresholds.py"), "--work", _oof(tmp_path / "cv", scored)]
+    run = subprocess.run(
+        [*command, "--score-only", "wild", "--json", str(out)], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    report = json.loads(out.read_text())
+    wild = scored.where(np.array(folder) == "wild")
+    own = report["sets"]["wild's own thresholds"]
+    assert own == metrics(wild, cross_fitted_thresholds(wild, np.ones(150, bool), 3))
+    assert own["macro_f1"] > report["sets"]["training folders' thresholds"]["macro_f1"]
+    assert report["own_minus_shipped"][0] > 0
+    missing = subprocess.run([*command, "--folder", "photos"], capture_output=True, text=True)
+    assert missing.returncode == 2 and "no folder named photos" in missing.stderr
