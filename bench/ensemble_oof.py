@@ -109,7 +109,9 @@ def main() -> None:
     print(f"at least {args.min_gain:+.3f} with the interval above 0: {'passes' if passes else 'fails'}")
     if args.json:
         report = reports["ensemble"] | {
-            "members": [member(work) for work in args.work],
+            "members": [
+                member(work) | {"macro_f1": reports[work]["sets"][POOLED]["macro_f1"]} for work in args.work
+            ],
             "best_member": Path(best).name,
             "minus_best_member": [mean, low, high],
             "min_gain": args.min_gain,

@@ -95,7 +95,7 @@ def test_an_ensemble_of_crossval_runs_averages_each_face_out_of_fold(tmp_path, p
     """bench/ensemble_oof.py matches faces by folder and image, not by row order, scores their
     mean probabilities as crossval scores a run, compares it with its best run face by face, and
     refuses runs split into other folds."""
-    from trainer.crossval import Scored, crossval_report, paired_difference
+    from trainer.crossval import POOLED, Scored, crossval_report, paired_difference
 
     scores, labels = predictions
     n = len(labels)
@@ -114,6 +114,11 @@ def test_an_ensemble_of_crossval_runs_averages_each_face_out_of_fold(tmp_path, p
     report = json.loads(out.read_text())
     assert report["sets"] == crossval_report(ensemble, trained_on, 3)["sets"]
     assert report["best_member"] == "b" and [m["seed"] for m in report["members"]] == [0, 1]
+    pooled = [
+        crossval_report(run, on, 3)["sets"][POOLED]["macro_f1"]
+        for run, on in ((a, trained_on), (b, trained_on[::-1]))
+    ]
+    assert [m["macro_f1"] for m in report["members"]] == pooled
     best = Scored(folder, fold, person, image, scores, labels)  # b, face by face with the ensemble
     difference = paired_difference(best, ensemble, trained_on, 3)
     assert report["minus_best_member"] == difference

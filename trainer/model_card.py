@@ -384,7 +384,8 @@ def _ensemble_section(report: Path, meta: dict) -> list[str]:
         if all(runtime in s for s in speeds)
     )
     members = " and ".join(
-        f"`{m['work']}` ({m['backbone']} at {m['input_size']} px, seed {m['seed']})"
+        f"`{m['work']}` ({m['backbone']} at {m['input_size']} px, seed {m['seed']}; "
+        f"pooled macro-F1 {m['macro_f1']} in the run averaged)"
         for m in ensemble["members"]
     )
     mean, low, high = ensemble["minus_best_member"]
@@ -394,7 +395,9 @@ def _ensemble_section(report: Path, meta: dict) -> list[str]:
         "",
         f"The mean of the probabilities of {members}, cross-validated by the same folds: each face "
         "scored by models that never saw its person, thresholds cross-fitted alike, no training "
-        "(`python bench/ensemble_oof.py`, in `make model`):",
+        "(`python bench/ensemble_oof.py`, in `make model`). A member's figure is its own in the run "
+        "averaged: training on CPU threads is not repeatable, so a rerun of a recipe, seed and all, "
+        "can score apart from that recipe's report elsewhere on this card.",
         "",
         *_quality_table(ensemble["sets"]),
         "",
