@@ -110,7 +110,9 @@ def main() -> None:
     if args.json:
         report = reports["ensemble"] | {
             "members": [
-                member(work) | {"macro_f1": reports[work]["sets"][POOLED]["macro_f1"]} for work in args.work
+                member(work)
+                | {"macro_f1": {name: m["macro_f1"] for name, m in reports[work]["sets"].items()}}
+                for work in args.work
             ],
             "best_member": Path(best).name,
             "minus_best_member": [mean, low, high],

@@ -117,7 +117,7 @@ for run in cv-160:$SMALL cv-160-seed0:$SMALL_SEED0 cv-plain:$PLAIN cv-plain-seed
   cp "$WORK/${run%%:*}/crossval.json" "$WORK/${run%%:*}/folds/fold0/model.json" \
       "facelabel/models/default/report/candidates/${run#*:}/"
 done
-cp "$WORK/ensemble.json" facelabel/models/default/report/
+cp "$WORK/ensemble.json" "$WORK/wild_thresholds.json" facelabel/models/default/report/
 mkdir -p "facelabel/models/default/report/repeats/$NAME-seed1"
 cp "$WORK/cv-224-seed1/crossval.json" "$WORK/cv-224-seed1/folds/fold0/model.json" \
     "facelabel/models/default/report/repeats/$NAME-seed1/"

@@ -384,8 +384,8 @@ def _ensemble_section(report: Path, meta: dict) -> list[str]:
         if all(runtime in s for s in speeds)
     )
     members = " and ".join(
-        f"`{m['work']}` ({m['backbone']} at {m['input_size']} px, seed {m['seed']}; "
-        f"pooled macro-F1 {m['macro_f1']} in the run averaged)"
+        f"`{m['work']}` ({m['backbone']} at {m['input_size']} px, seed {m['seed']}; macro-F1 in the run "
+        f"averaged: {', '.join(f'{value} {name}' for name, value in m['macro_f1'].items())})"
         for m in ensemble["members"]
     )
     mean, low, high = ensemble["minus_best_member"]
