@@ -24,29 +24,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from facelabel.artifact import ATTRIBUTES  # noqa: E402
 from facelabel.errors import FacelabelError  # noqa: E402
-from trainer.crossval import POOLED, Scored, crossval_report, paired_difference, read_oof  # noqa: E402
+from trainer.crossval import (  # noqa: E402
+    POOLED,
+    Scored,
+    crossval_report,
+    paired_difference,
+    read_oof,
+    same_faces,
+)
 from trainer.model_card import NETWORK  # noqa: E402
-
-
-def aligned(runs: list[Scored]) -> list[Scored]:
-    """The runs, each in the first run's row order. Every run must have scored the same faces in
-    the same folds."""
-    first = runs[0]
-    keys = list(zip(first.folder, first.image))
-    ordered = []
-    for run in runs:
-        row = {key: n for n, key in enumerate(zip(run.folder, run.image))}
-        if set(row) != set(keys):
-            raise FacelabelError("the runs scored different faces: were they built from the same records?")
-        order = [row[key] for key in keys]
-        if [run.fold[i] for i in order] != first.fold or (run.labels[order] != first.labels).any():
-            raise FacelabelError("the runs split the faces into different folds: ensemble runs of one split")
-        ordered.append(
-            Scored(
-                first.folder, first.fold, first.person, first.image, run.probabilities[order], first.labels
-            )
-        )
-    return ordered
 
 
 def averaged(runs: list[Scored]) -> Scored:
@@ -88,7 +74,7 @@ def main() -> None:
     if not all(run.image for run in runs):
         parser.error("a --work folder has no out-of-fold predictions (oof.jsonl)")
     try:
-        runs = aligned(runs)
+        runs = same_faces(runs)
     except FacelabelError as error:
         parser.error(str(error))
     ensemble = averaged(runs)

@@ -75,7 +75,7 @@ def test_a_resample_of_people_scores_like_copied_faces(predictions):
     assert weighted_auc(np.zeros(5, int), np.arange(5.0), np.ones(5)) is None
 
 
-def _oof(work, scored, seed=0):
+def _oof(work, scored, seed=0, train=("aligned",)):
     """A crossval --work folder: its out-of-fold predictions and a first fold model's metadata."""
     from trainer.crossval import OOF
 
@@ -85,7 +85,10 @@ def _oof(work, scored, seed=0):
         "backbone": "mobilenetv2-torch",
         "alpha": None,
         "input_size": 160,
-        "training": {"recipe": {"seed": seed}},
+        "training": {
+            "recipe": {"seed": seed},
+            "data": {"train": {f"records/{folder}/fold{k}": {} for folder in train for k in (1, 2)}},
+        },
     }
     (work / "folds" / "fold0" / "model.json").write_text(json.dumps(meta))
     return str(work)
@@ -160,3 +163,57 @@ def test_wild_thresholds_are_cross_fitted_on_the_wild_photos_alone(tmp_path, pre
     assert report["own_minus_shipped"][0] > 0
     missing = subprocess.run([*command, "--folder", "photos"], capture_output=True, text=True)
     assert missing.returncode == 2 and "no folder named photos" in missing.stderr
+
+
+def test_training_on_wild_photos_is_judged_face_by_face_at_each_runs_own_thresholds(tmp_path, predictions):
+    """bench/wild_training.py: a run that trained on the photos is scored at thresholds fitted on every
+    folder, the run that only scored them at the other folders' thresholds, face by face, and the
+    verdict follows the rule; runs of different recipes, or the wrong way round, are refused."""
+    from trainer.crossval import Scored, cross_fitted_thresholds, guess_difference, metrics
+
+    scores, labels = predictions
+    n = len(labels)
+    folder = ["aligned"] * (n - 150) + ["wild"] * 150
+    fold, person = [i % 3 for i in range(n)], [f"p{i // 2}" for i in range(n)]
+    image = [f"{i}.jpg" for i in range(n)]
+    lowered = scores.copy()
+    lowered[n - 150 :] *= 0.6  # never trained on, the photos score low
+    scored = Scored(folder, fold, person, image, lowered, labels)
+    trained = Scored(folder[::-1], fold[::-1], person[::-1], image[::-1], scores[::-1], labels[::-1])
+    plain = _oof(tmp_path / "plain", scored)
+    wild = _oof(tmp_path / "wild", trained, train=("aligned", "wild"))
+    out = tmp_path / "wild_training.json"
+    command = [sys.executable, str(BENCH / "wild_training.py"), "--scored", plain, "--trained", wild]
+    run = subprocess.run([*command, "--json", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(out.read_text())
+    photos = np.array(folder) == "wild"
+    fitted = cross_fitted_thresholds(Scored(folder, fold, person, image, scores, labels), np.ones(n, bool), 3)
+    assert report["sets"]["trained"]["wild"] == metrics(
+        Scored(folder, fold, person, image, scores, labels).where(photos), fitted[photos]
+    )
+    own = cross_fitted_thresholds(scored, ~photos, 3)
+    assert report["sets"]["scored"]["every folder but wild"] == metrics(scored.where(~photos), own[~photos])
+    expected = guess_difference(
+        labels[photos],
+        (lowered >= own)[photos].astype(int),
+        (scores >= fitted)[photos].astype(int),
+        np.array(person)[photos],
+    )
+    gain, loss = (
+        report["trained_minus_scored"]["wild"],
+        report["trained_minus_scored"]["every folder but wild"],
+    )
+    assert gain == expected and gain[0] > 0
+    assert report["passes"] == (gain[0] >= 0.025 and gain[1] > 0 and loss[0] >= -0.01)
+    assert ("passes" if report["passes"] else "fails") in run.stdout.splitlines()[-1]
+
+    for refused, reason in (
+        ([*command[:3], wild, "--trained", plain], "must not have trained on wild"),
+        (
+            [*command[:5], _oof(tmp_path / "seed1", trained, seed=1, train=("aligned", "wild"))],
+            "recipes differ",
+        ),
+    ):
+        result = subprocess.run(refused, capture_output=True, text=True)
+        assert result.returncode == 2 and reason in result.stderr and "Traceback" not in result.stderr

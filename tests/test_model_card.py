@@ -133,3 +133,32 @@ def test_an_ensemble_is_judged_by_its_rule_and_costed_by_every_members_network(t
     (model / "report" / "ensemble.json").write_text(json.dumps(ensemble))
     with pytest.raises(ValueError, match="no throughput.json measures the network of cv-b"):
         render(model, "")
+
+
+def test_training_on_wild_photos_is_reported_with_the_rule_it_was_judged_by(tmp_path):
+    """report/wild_training.json (bench/wild_training.py) gives the card both runs' rows, the
+    differences face by face and the verdict it recorded."""
+    model = tmp_path / "default"
+    shutil.copytree(BUNDLED_MODEL, model)
+    assert "## Trained on wild photos" not in render(model, "")
+    sets = json.loads((model / "report" / "crossval.json").read_text())["sets"]
+    check = {
+        "runs": {"scored": "cv-plain", "trained": "cv-wild"},
+        "seed": 2,
+        "sets": {"scored": {"wild": sets["wild"]}, "trained": {"wild": sets["wild"]}},
+        "trained_minus_scored": {
+            "wild": [0.031, 0.004, 0.06],
+            "every folder but wild": [-0.012, -0.02, -0.004],
+        },
+        "min_gain": 0.025,
+        "max_loss": 0.01,
+        "passes": False,
+    }
+    (model / "report" / "wild_training.json").write_text(json.dumps(check))
+    card = render(model, "")
+    assert f"| `cv-wild`: wild | {sets['wild']['faces']} |" in card
+    assert "wild +0.0310 (95 % +0.0040 to +0.0600); every folder but wild -0.0120" in card
+    assert (
+        "at least +0.025 with the interval above 0 and the other faces lose no more than 0.01; it fails"
+        in card
+    )

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from facelabel.artifact import ATTRIBUTES
+from facelabel.errors import FacelabelError
 from trainer.evaluate import best_thresholds, binary_metrics, f1_score, roc_auc
 from trainer.recipe import Recipe
 from trainer.records import RecordsError, read_manifest, record_files
@@ -82,6 +83,27 @@ def read_oof(work: str | Path) -> Scored:
     path = Path(work) / OOF
     lines = path.read_text().splitlines() if path.exists() else []
     return Scored.from_rows([json.loads(line) for line in lines])
+
+
+def same_faces(runs: list[Scored]) -> list[Scored]:
+    """The runs, each in the first run's row order. Every run must have scored the same faces in
+    the same folds."""
+    first = runs[0]
+    keys = list(zip(first.folder, first.image))
+    ordered = []
+    for run in runs:
+        row = {key: n for n, key in enumerate(zip(run.folder, run.image))}
+        if set(row) != set(keys):
+            raise FacelabelError("the runs scored different faces: were they built from the same records?")
+        order = [row[key] for key in keys]
+        if [run.fold[i] for i in order] != first.fold or (run.labels[order] != first.labels).any():
+            raise FacelabelError("the runs split the faces into different folds: compare runs of one split")
+        ordered.append(
+            Scored(
+                first.folder, first.fold, first.person, first.image, run.probabilities[order], first.labels
+            )
+        )
+    return ordered
 
 
 def fold_count(folders: list[str]) -> int:

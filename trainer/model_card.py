@@ -54,6 +54,7 @@ def render(directory: str | Path, commands: str) -> str:
         *_screen_section(report / "screen.json"),
         *_candidates_section(report / "candidates", meta, report / "throughput.json"),
         *_ensemble_section(report, meta),
+        *_wild_training_section(report / "wild_training.json"),
         *_framing_section(Path(directory) / "report" / "framing.json"),
         *_cost_section(Path(directory), report / "throughput.json"),
         *_training_section(meta["training"]),
@@ -406,6 +407,39 @@ def _ensemble_section(report: Path, meta: dict) -> list[str]:
         f"at least {ensemble['min_gain']:+.3f} with the interval above 0; it {verdict}. Cost: every "
         f"member's network runs on each face, raw forward faces/s on {own_run['cpus']} CPU cores from "
         f"the members' own runs: {both}.",
+        "",
+    ]
+
+
+def _wild_training_section(path: Path) -> list[str]:
+    """One recipe and seed trained on the wild photos or only scoring them (``bench/wild_training.py
+    --json report/wild_training.json``): both runs' rows, the differences face by face and the
+    verdict of the rule they were judged by."""
+    if not path.exists():
+        return []
+    check = json.loads(path.read_text())
+    runs = check["runs"]
+    rows = {
+        f"`{runs[name]}`: {folder}": m for name, sets in check["sets"].items() for folder, m in sets.items()
+    }
+    differences = "; ".join(
+        f"{folder} {mean:+.4f} (95 % {low:+.4f} to {high:+.4f})"
+        for folder, (mean, low, high) in check["trained_minus_scored"].items()
+    )
+    verdict = "passes: a model trained on them goes on to a final model" if check["passes"] else "fails"
+    return [
+        "## Trained on wild photos",
+        "",
+        f"The recipe with seed {check['seed']}, cross-validated twice by the same folds: `{runs['trained']}` "
+        f"trained on the wild photos' folds too, `{runs['scored']}` only scored them. Each run is scored at "
+        "the thresholds its own `crossval` ships, cross-fitted on the folders it trained on "
+        "(`python bench/wild_training.py`, in `make model`).",
+        "",
+        *_quality_table(rows),
+        "",
+        f"Trained minus scored, face by face (people resampled, the same draws for both): {differences}. "
+        f"The rule, fixed before either run: the photos gain at least {check['min_gain']:+.3f} with the "
+        f"interval above 0 and the other faces lose no more than {check['max_loss']}; it {verdict}.",
         "",
     ]
 
