@@ -1,8 +1,9 @@
 """In-the-wild photos (CelebA ``wild/``, one labelled main face each, leaving out photos whose
-aligned version is in the training folders), per face detector and framing: detection time
-per photo, how often a face is found, the attributes' F1 on face 0 (the largest) at the
-model's thresholds, each stage's share of the time; then end-to-end ``facelabel label`` on
-the folder (photos/s, peak memory) and the peak memory of labelling 24-megapixel photos.
+aligned version is in the training folders and those the model itself trained on), per face
+detector and framing: detection time per photo, how often a face is found, the attributes' F1
+on face 0 (the largest) at the model's thresholds, each stage's share of the time; then
+end-to-end ``facelabel label`` on the folder (photos/s, peak memory) and the peak memory of
+labelling 24-megapixel photos.
 
 Usage: FACELABEL_CELEBA_DIR=../shared/celeba-sample python bench/wild.py
            [--detector yunet --detector mtcnn ...] [--framing box|landmarks|both] [--limit N]
@@ -33,6 +34,7 @@ from facelabel.vision.detectors import NAMES  # noqa: E402
 from trainer.annotations import read_attributes  # noqa: E402
 from trainer.evaluate import evaluate_predictions, summary_markdown  # noqa: E402
 from trainer.model_card import wild_table  # noqa: E402
+from trainer.records import read_identities, trained_images  # noqa: E402
 
 
 def main() -> None:
@@ -48,14 +50,18 @@ def main() -> None:
     parser.add_argument("--json", help="Also write the figures here (the model card reads report/wild.json).")
     args = parser.parse_args()
     celeba = Path(os.environ["FACELABEL_CELEBA_DIR"])
+    model = os.environ.get("FACELABEL_MODEL") or str(BUNDLED_MODEL)
+    examples = read_attributes(celeba / "wild" / "list_attr_celeba.txt")
     trained_on = {
         p.name for folder in ("aligned", "aligned_89x109") for p in (celeba / folder / "images").glob("*.jpg")
     }
-    examples = [
-        e for e in read_attributes(celeba / "wild" / "list_attr_celeba.txt") if e.image not in trained_on
-    ]
-    examples = examples[: args.limit]
-    model = os.environ.get("FACELABEL_MODEL") or str(BUNDLED_MODEL)
+    trained_on |= trained_images(
+        load_artifact(model).meta["training"]["data"].get("train", {}),
+        "wild",
+        examples,
+        read_identities(celeba / "wild" / "identity_CelebA.txt"),
+    )
+    examples = [e for e in examples if e.image not in trained_on][: args.limit]
     framings = ("box", "landmarks") if args.framing == "both" else (args.framing,)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:

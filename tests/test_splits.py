@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from trainer.annotations import AnnotationError, Example
-from trainer.records import assign_splits, read_identities
+from trainer.records import RecordsError, assign_splits, person_folds, read_identities, trained_images
 
 
 @pytest.fixture
@@ -54,3 +54,19 @@ def test_the_celeba_sample_split_by_person_keeps_people_apart(celeba_dir):
     splits = assign_splits(examples, ratios=(80, 10, 10), seed=0, identities=identities)
     persons = [{identities[e.image] for e in members} for members in splits.values()]
     assert not (persons[0] & persons[1] or persons[0] & persons[2] or persons[1] & persons[2])
+
+
+def test_the_images_a_model_trained_on_are_found_again_from_its_manifests(people):
+    """bench/wild.py leaves out the wild photos a model trained on: the people of the wild folds
+    its training records name, and no others (another folder's folds say nothing of wild's)."""
+    examples, identities = people
+    split = {"by": "person", "folds": 3, "seed": 4, "test_percent": 10}
+    train = {"records/wild/fold0": {"split": split}, "records/wild/fold2": {"split": split}}
+    train["records/aligned/fold1"] = {"split": split}
+    folds = person_folds(examples, folds=3, test_percent=10, seed=4, identities=identities)
+    seen = trained_images(train, "wild", examples, identities)
+    assert seen == {e.image for name in ("fold0", "fold2") for e in folds[name]}
+    assert not seen & {e.image for e in folds["fold1"] + folds["test"]}
+    assert trained_images({"records/aligned/fold1": {"split": split}}, "wild", examples, identities) == set()
+    with pytest.raises(RecordsError, match="not split into person folds"):
+        trained_images({"records/wild/train": {"split": "official"}}, "wild", examples, identities)

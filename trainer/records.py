@@ -128,6 +128,30 @@ def person_folds(
     return splits
 
 
+def trained_images(
+    train: dict[str, dict], folder: str, examples: list[Example], identities: dict[str, str]
+) -> set[str]:
+    """The images of ``folder`` (its name) that a model trained on: its person folds among the
+    model's training records (``model.json``'s ``training.data.train``), found again by the
+    same seeded person hash that built them."""
+    seen: set[str] = set()
+    for spec, manifest in train.items():
+        if Path(spec).parent.name != folder:
+            continue
+        split = manifest.get("split")
+        if not isinstance(split, dict) or "folds" not in split:
+            raise RecordsError(f"{spec}: not split into person folds, so its images cannot be told apart")
+        splits = person_folds(
+            examples,
+            folds=split["folds"],
+            test_percent=split["test_percent"],
+            seed=split["seed"],
+            identities=identities,
+        )
+        seen |= {e.image for e in splits[Path(spec).name]}
+    return seen
+
+
 def _split_description(ratios, seed: int, stable: bool, identities, folds: dict | None = None) -> str | dict:
     if folds is not None:
         return {"by": "person", "seed": seed, **folds}
