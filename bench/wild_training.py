@@ -8,7 +8,7 @@ for both runs), and whether they pass the rule fixed before the runs were scored
 least ``--min-gain`` with the interval's lower end above 0, and the other faces lose no more than
 ``--max-loss``.
 
-Usage: python bench/wild_training.py --scored build/model/cv-224-seed2 --trained build/model/cv-224-wild-seed2
+Usage: python bench/wild_training.py --scored build/model/cv-160-seed2 --trained build/model/cv-160-wild-seed2
            [--folder wild] [--min-gain 0.025] [--max-loss 0.01] [--json build/model/wild_training.json]
 """
 
