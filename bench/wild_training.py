@@ -23,22 +23,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import finished_run  # noqa: E402
 from facelabel.artifact import ATTRIBUTES  # noqa: E402
 from facelabel.errors import FacelabelError  # noqa: E402
 from trainer.crossval import (  # noqa: E402
-    OOF,
     cross_fitted_thresholds,
     guess_difference,
     metrics,
     read_oof,
     same_faces,
 )
-
-
-def training(work: str) -> tuple[dict, set[str]]:
-    """A run's recipe and the folders it trained on, from its first fold model."""
-    meta = json.loads((Path(work) / "folds" / "fold0" / "model.json").read_text())["training"]
-    return meta["recipe"], {Path(spec).parent.name for spec in meta["data"]["train"]}
 
 
 def main() -> None:
@@ -52,10 +46,9 @@ def main() -> None:
     parser.add_argument("--max-loss", type=float, default=0.01, help="Macro-F1 the other faces may lose.")
     parser.add_argument("--json", help="Write both runs' figures, the differences and the verdict here.")
     args = parser.parse_args()
-    for work in (args.scored, args.trained):
-        if not (Path(work) / OOF).exists() or not (Path(work) / "folds" / "fold0" / "model.json").exists():
-            parser.error(f"{work} is not a crossval run with out-of-fold predictions")
-    (recipe, scored_on), (other_recipe, trained_on) = training(args.scored), training(args.trained)
+    (recipe, scored_on), (other_recipe, trained_on) = (
+        finished_run(parser, w) for w in (args.scored, args.trained)
+    )
     if recipe != other_recipe:
         parser.error("the runs' recipes differ: compare one recipe and seed, trained on the photos or not")
     if args.folder in scored_on or args.folder not in trained_on:

@@ -217,3 +217,47 @@ def test_training_on_wild_photos_is_judged_face_by_face_at_each_runs_own_thresho
     ):
         result = subprocess.run(refused, capture_output=True, text=True)
         assert result.returncode == 2 and reason in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_recipe_change_is_judged_face_by_face_against_its_base_run(tmp_path, predictions):
+    """bench/paired_runs.py: both runs at their own cross-fitted thresholds, the change's pooled and
+    per-folder differences over the same person draws, the verdict by the rule; runs of one recipe,
+    or trained on other folders, are refused."""
+    from trainer.crossval import POOLED, Scored, cross_fitted_thresholds, guess_difference
+
+    scores, labels = predictions
+    n = len(labels)
+    folder = ["aligned"] * (n - 100) + ["wild"] * 100
+    fold, person = [i % 3 for i in range(n)], [f"p{i // 2}" for i in range(n)]
+    image = [f"{i}.jpg" for i in range(n)]
+    noisy = np.clip(scores + np.random.default_rng(2).normal(0, 0.15, scores.shape), 0, 1)
+    base, changed = (Scored(folder, fold, person, image, p, labels) for p in (noisy, scores))
+    out = tmp_path / "paired.json"
+    command = [sys.executable, str(BENCH / "paired_runs.py"), "--base", _oof(tmp_path / "base", base)]
+    command += ["--changed", _oof(tmp_path / "changed", changed, seed=1), "--score-only", "wild"]
+    run = subprocess.run([*command, "--json", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(out.read_text())
+    trained_on = np.array(folder) == "aligned"
+    guesses = [
+        (s.probabilities >= cross_fitted_thresholds(s, trained_on, 3)).astype(int) for s in (base, changed)
+    ]
+    pooled = guess_difference(
+        labels[trained_on], guesses[0][trained_on], guesses[1][trained_on], np.array(person)[trained_on]
+    )
+    wild = ~trained_on
+    assert report["changed_minus_base"][POOLED] == pooled and pooled[0] > 0
+    assert report["changed_minus_base"]["wild"] == guess_difference(
+        labels[wild], guesses[0][wild], guesses[1][wild], np.array(person)[wild]
+    )
+    assert report["change"] == {"seed": [0, 1]}
+    assert report["passes"] == (pooled[0] >= 0.015 and pooled[1] > 0)
+    assert ("passes" if report["passes"] else "fails") in run.stdout.splitlines()[-1]
+
+    for other, reason in (
+        (_oof(tmp_path / "same", changed), "nothing changed"),
+        (_oof(tmp_path / "wild", changed, seed=1, train=("aligned", "wild")), "trained on different folders"),
+    ):
+        command[command.index("--changed") + 1] = other
+        result = subprocess.run(command, capture_output=True, text=True)
+        assert result.returncode == 2 and reason in result.stderr and "Traceback" not in result.stderr

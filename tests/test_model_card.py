@@ -162,3 +162,26 @@ def test_training_on_wild_photos_is_reported_with_the_rule_it_was_judged_by(tmp_
         "at least +0.025 with the interval above 0 and the other faces lose no more than 0.01; it fails"
         in card
     )
+
+
+def test_a_recipe_change_is_reported_with_the_rule_it_was_judged_by(tmp_path):
+    """report/label_smoothing.json (bench/paired_runs.py) gives the card the change, both runs'
+    rows, the differences face by face and the verdict it recorded."""
+    model = tmp_path / "default"
+    shutil.copytree(BUNDLED_MODEL, model)
+    assert "## Recipe changes judged face by face" not in render(model, "")
+    sets = json.loads((model / "report" / "crossval.json").read_text())["sets"]
+    check = {
+        "runs": {"base": "cv-base", "changed": "cv-ls"},
+        "change": {"label_smoothing": [None, 0.1]},
+        "sets": {"base": {"wild": sets["wild"]}, "changed": {"wild": sets["wild"]}},
+        "changed_minus_base": {"all training folders": [0.02, 0.001, 0.04], "wild": [-0.01, -0.05, 0.03]},
+        "min_gain": 0.015,
+        "passes": True,
+    }
+    (model / "report" / "label_smoothing.json").write_text(json.dumps(check))
+    card = render(model, "")
+    assert "`cv-ls` changes `cv-base` (label_smoothing None → 0.1)" in card
+    assert f"| `cv-ls`: wild | {sets['wild']['faces']} |" in card
+    assert "all training folders +0.0200 (95 % +0.0010 to +0.0400); wild -0.0100" in card
+    assert "at least +0.015 with the interval above 0; it passes" in card

@@ -396,3 +396,25 @@ def test_low_res_augmentation_shrinks_the_face_then_scales_it_back():
 
     assert detail(None) > 40
     assert detail(1.0) < detail(None) / 4
+
+
+def test_label_smoothing_pulls_the_best_guess_toward_one_half():
+    """``--label-smoothing 0.2`` makes a positive's best guess 0.9, not 1 (a noisy label costs
+    less), and the positive weight still applies; a smoothing of 1 or more is refused."""
+    from keras import ops
+
+    from trainer.recipe import Recipe, RecipeError
+    from trainer.train import weighted_bce
+
+    def loss(smoothing: float, guess: float, weight: float = 1.0) -> float:
+        bce = weighted_bce(np.full(4, weight, "float32"), smoothing)
+        return float(
+            ops.convert_to_numpy(bce(np.ones((1, 4), "float32"), np.full((1, 4), guess, "float32")))[0]
+        )
+
+    assert loss(0.0, 0.99) < loss(0.0, 0.9)
+    assert loss(0.2, 0.9) < min(loss(0.2, 0.99), loss(0.2, 0.8), loss(0.2, 0.92), loss(0.2, 0.88))
+    expected = -(2 * 0.9 * np.log(0.9) + 0.1 * np.log(0.1))
+    assert loss(0.2, 0.9, weight=2.0) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(RecipeError, match="--label-smoothing must be at least 0 and below 1"):
+        Recipe(label_smoothing=1.0)

@@ -55,6 +55,7 @@ def render(directory: str | Path, commands: str) -> str:
         *_candidates_section(report / "candidates", meta, report / "throughput.json"),
         *_ensemble_section(report, meta),
         *_wild_training_section(report / "wild_training.json"),
+        *_paired_section(report / "label_smoothing.json"),
         *_framing_section(Path(directory) / "report" / "framing.json"),
         *_cost_section(Path(directory), report / "throughput.json"),
         *_training_section(meta["training"]),
@@ -419,13 +420,7 @@ def _wild_training_section(path: Path) -> list[str]:
         return []
     check = json.loads(path.read_text())
     runs = check["runs"]
-    rows = {
-        f"`{runs[name]}`: {folder}": m for name, sets in check["sets"].items() for folder, m in sets.items()
-    }
-    differences = "; ".join(
-        f"{folder} {mean:+.4f} (95 % {low:+.4f} to {high:+.4f})"
-        for folder, (mean, low, high) in check["trained_minus_scored"].items()
-    )
+    table, differences = _face_by_face(check, "trained_minus_scored")
     verdict = "passes: a model trained on them goes on to a final model" if check["passes"] else "fails"
     return [
         "## Trained on wild photos",
@@ -435,13 +430,51 @@ def _wild_training_section(path: Path) -> list[str]:
         "the thresholds its own `crossval` ships, cross-fitted on the folders it trained on "
         "(`python bench/wild_training.py`, in `make model`).",
         "",
-        *_quality_table(rows),
+        *table,
         "",
         f"Trained minus scored, face by face (people resampled, the same draws for both): {differences}. "
         f"The rule, fixed before either run: the photos gain at least {check['min_gain']:+.3f} with the "
         f"interval above 0 and the other faces lose no more than {check['max_loss']}; it {verdict}.",
         "",
     ]
+
+
+def _paired_section(path: Path) -> list[str]:
+    """A recipe change against a run of the recipe it changes, face by face (``bench/paired_runs.py
+    --json``): both runs' rows, the differences and the verdict of the rule it was judged by."""
+    if not path.exists():
+        return []
+    check = json.loads(path.read_text())
+    runs = check["runs"]
+    change = ", ".join(f"{field} {old} → {new}" for field, (old, new) in check["change"].items())
+    table, differences = _face_by_face(check, "changed_minus_base")
+    verdict = "passes: it goes on to the shipped recipe" if check["passes"] else "fails: not adopted"
+    return [
+        "## Recipe changes judged face by face",
+        "",
+        f"`{runs['changed']}` changes `{runs['base']}` ({change}); both cross-validated by the same folds "
+        "and scored at their own cross-fitted thresholds (`python bench/paired_runs.py`, in `make model`).",
+        "",
+        *table,
+        "",
+        f"Changed minus base, face by face (people resampled, the same draws for both): {differences}. "
+        f"The rule, fixed before it ran: pooled macro-F1 at least {check['min_gain']:+.3f} with the "
+        f"interval above 0; it {verdict}.",
+        "",
+    ]
+
+
+def _face_by_face(check: dict, key: str) -> tuple[list[str], str]:
+    """A two-run check's table (each run's rows) and its differences (``check[key]``) in words."""
+    runs = check["runs"]
+    rows = {
+        f"`{runs[name]}`: {folder}": m for name, sets in check["sets"].items() for folder, m in sets.items()
+    }
+    differences = "; ".join(
+        f"{folder} {mean:+.4f} (95 % {low:+.4f} to {high:+.4f})"
+        for folder, (mean, low, high) in check[key].items()
+    )
+    return _quality_table(rows), differences
 
 
 def _weights_kept(recipe: dict) -> str:

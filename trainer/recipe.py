@@ -37,6 +37,7 @@ class Recipe:
     steps_per_epoch: int | None = None  # batches per epoch, the data repeated (None: one pass)
     ema_momentum: float | None = None  # each phase ends on Adam's moving average of the weights
     low_res: float | None = None  # probability that a training face is shrunk and scaled back up
+    label_smoothing: float = 0.0  # each target pulled this far toward 0.5 (CelebA's labels are noisy)
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -50,6 +51,8 @@ class Recipe:
             raise RecipeError(f"--ema must be between 0 and 1 (exclusive), not {self.ema_momentum}")
         if self.low_res is not None and not 0 < self.low_res <= 1:
             raise RecipeError(f"--low-res must be a probability above 0, not {self.low_res}")
+        if not 0 <= self.label_smoothing < 1:
+            raise RecipeError(f"--label-smoothing must be at least 0 and below 1, not {self.label_smoothing}")
         if self.low_res and self.frozen_below:
             raise RecipeError("--low-res is not available with --frozen-below (its views are cached)")
         if self.frozen_below and self.backbone != "facenet":

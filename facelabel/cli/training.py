@@ -189,6 +189,13 @@ def recipe_options(command):
             "low-resolution photos arrive (e.g. 0.5).",
         ),
         click.option(
+            "--label-smoothing",
+            type=click.FloatRange(0, 1, max_open=True),
+            default=0.0,
+            show_default=True,
+            help="Pull every training target this far toward 0.5 (for noisy labels, e.g. 0.1).",
+        ),
+        click.option(
             "--frozen-below",
             metavar="LAYER",
             help="FaceNet: keep the layers up to LAYER (e.g. Mixed_7a) frozen and train the rest on "
