@@ -72,7 +72,8 @@ def main() -> None:
         reports[name] = {f: metrics(run.where(keep), thresholds[keep]) for f, keep in faces.items()}
         for f, m in reports[name].items():
             f1s = ", ".join(f"{a} {m['attributes'][a]['f1']}" for a in ATTRIBUTES)
-            print(f"{name} on {args.folder}, {f}: macro-F1 {m['macro_f1']} {m['macro_f1_95']}; {f1s}")
+            way = "trained on" if name == "trained" else "only scoring"
+            print(f"{way} {args.folder}, {f}: macro-F1 {m['macro_f1']} {m['macro_f1_95']}; {f1s}")
     person = np.array(scored.person)
     differences = {
         f: guess_difference(
