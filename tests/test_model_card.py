@@ -140,6 +140,7 @@ def test_training_on_wild_photos_is_reported_with_the_rule_it_was_judged_by(tmp_
     differences face by face and the verdict it recorded."""
     model = tmp_path / "default"
     shutil.copytree(BUNDLED_MODEL, model)
+    (model / "report" / "wild_training.json").unlink(missing_ok=True)
     assert "## Trained on wild photos" not in render(model, "")
     sets = json.loads((model / "report" / "crossval.json").read_text())["sets"]
     check = {
@@ -169,6 +170,7 @@ def test_a_recipe_change_is_reported_with_the_rule_it_was_judged_by(tmp_path):
     rows, the differences face by face and the verdict it recorded."""
     model = tmp_path / "default"
     shutil.copytree(BUNDLED_MODEL, model)
+    (model / "report" / "label_smoothing.json").unlink(missing_ok=True)
     assert "## Recipe changes judged face by face" not in render(model, "")
     sets = json.loads((model / "report" / "crossval.json").read_text())["sets"]
     check = {
