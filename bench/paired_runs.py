@@ -25,9 +25,7 @@ from facelabel.artifact import ATTRIBUTES  # noqa: E402
 from facelabel.errors import FacelabelError  # noqa: E402
 from trainer.crossval import (  # noqa: E402
     POOLED,
-    cross_fitted_thresholds,
-    crossval_report,
-    guess_difference,
+    face_by_face,
     read_oof,
     same_faces,
 )
@@ -64,24 +62,13 @@ def main() -> None:
     folds = max(base.fold) + 1
     folder = np.array(base.folder)
     trained_on = ~np.isin(folder, args.score_only)
-    reports = {
-        name: crossval_report(run, trained_on, folds)["sets"]
-        for name, run in (("base", base), ("changed", changed))
-    }
+    faces = {POOLED: trained_on} | {f: folder == f for f in dict.fromkeys(base.folder)}
+    runs = {"base": (base, trained_on), "changed": (changed, trained_on)}
+    reports, differences = face_by_face(runs, faces, folds)
     for name, sets in reports.items():
         for f, m in sets.items():
             f1s = ", ".join(f"{a} {m['attributes'][a]['f1']}" for a in ATTRIBUTES)
             print(f"{name}, {f}: macro-F1 {m['macro_f1']} {m['macro_f1_95']}; {f1s}")
-    guesses = [
-        (run.probabilities >= cross_fitted_thresholds(run, trained_on, folds)).astype(int)
-        for run in (base, changed)
-    ]
-    person = np.array(base.person)
-    faces = {POOLED: trained_on} | {f: folder == f for f in dict.fromkeys(base.folder)}
-    differences = {
-        f: guess_difference(base.labels[keep], guesses[0][keep], guesses[1][keep], person[keep])
-        for f, keep in faces.items()
-    }
     print(f"changed: {json.dumps(change)}")
     for f, (mean, low, high) in differences.items():
         print(f"{f}, changed minus base: {mean:+.4f} (95 % {low:+.4f} to {high:+.4f})")

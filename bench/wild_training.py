@@ -27,9 +27,7 @@ from bench.common import finished_run  # noqa: E402
 from facelabel.artifact import ATTRIBUTES  # noqa: E402
 from facelabel.errors import FacelabelError  # noqa: E402
 from trainer.crossval import (  # noqa: E402
-    cross_fitted_thresholds,
-    guess_difference,
-    metrics,
+    face_by_face,
     read_oof,
     same_faces,
 )
@@ -64,23 +62,13 @@ def main() -> None:
         parser.error(f"the runs scored no folder named {args.folder}")
     others = f"every folder but {args.folder}"
     runs = {"scored": (scored, ~photos), "trained": (trained, np.ones(len(photos), bool))}
-    guesses, reports = {}, {}
-    for name, (run, fitted_on) in runs.items():
-        thresholds = cross_fitted_thresholds(run, fitted_on, folds)
-        guesses[name] = (run.probabilities >= thresholds).astype(int)
-        faces = {others: ~photos} | {f: folder == f for f in dict.fromkeys(run.folder)}
-        reports[name] = {f: metrics(run.where(keep), thresholds[keep]) for f, keep in faces.items()}
-        for f, m in reports[name].items():
+    faces = {others: ~photos} | {f: folder == f for f in dict.fromkeys(scored.folder)}
+    reports, differences = face_by_face(runs, faces, folds)
+    for name, sets in reports.items():
+        way = "trained on" if name == "trained" else "only scoring"
+        for f, m in sets.items():
             f1s = ", ".join(f"{a} {m['attributes'][a]['f1']}" for a in ATTRIBUTES)
-            way = "trained on" if name == "trained" else "only scoring"
             print(f"{way} {args.folder}, {f}: macro-F1 {m['macro_f1']} {m['macro_f1_95']}; {f1s}")
-    person = np.array(scored.person)
-    differences = {
-        f: guess_difference(
-            scored.labels[keep], guesses["scored"][keep], guesses["trained"][keep], person[keep]
-        )
-        for f, keep in ((args.folder, photos), (others, ~photos))
-    }
     for f, (mean, low, high) in differences.items():
         print(f"{f}, trained minus scored: {mean:+.4f} (95 % {low:+.4f} to {high:+.4f})")
     gain, loss = differences[args.folder], differences[others]

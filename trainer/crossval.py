@@ -355,6 +355,24 @@ def paired_difference(plain: Scored, other: Scored, trained_on, folds: int) -> l
     )
 
 
+def face_by_face(runs: dict[str, tuple[Scored, np.ndarray]], faces: dict[str, np.ndarray], folds: int):
+    """Two runs of the same faces in one row order, each at thresholds cross-fitted on its own
+    faces (``runs``: name → (run, fitted on)): per named set of ``faces``, each run's metrics,
+    and the second run's macro-F1 minus the first's over the same person draws."""
+    guesses, reports = [], {}
+    for name, (run, fitted_on) in runs.items():
+        thresholds = cross_fitted_thresholds(run, fitted_on, folds)
+        guesses.append((run.probabilities >= thresholds).astype(int))
+        reports[name] = {f: metrics(run.where(keep), thresholds[keep]) for f, keep in faces.items()}
+    first = next(iter(runs.values()))[0]
+    person = np.array(first.person)
+    differences = {
+        f: guess_difference(first.labels[keep], guesses[0][keep], guesses[1][keep], person[keep])
+        for f, keep in faces.items()
+    }
+    return reports, differences
+
+
 def guess_difference(labels, plain: np.ndarray, other: np.ndarray, person) -> list[float]:
     """Mean and 95 % interval of (other − plain) macro-F1 of two sets of 0/1 guesses at the same
     faces, over person resamples (the same draws for both)."""
