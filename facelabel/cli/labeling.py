@@ -221,9 +221,9 @@ def _follow(sessions, job_id: int, total: int, app, timeout: float | None) -> No
     with _progress() as progress:
         task = progress.add_task(f"job {job_id}", total=total, rate="")
         while True:
-            with sessions() as session:
-                counts = job_counts(session, job_id)
+            with sessions() as session:  # status first: counts read after "complete" are final
                 status = session.get(Job, job_id).status
+                counts = job_counts(session, job_id)
             finished = counts.done + counts.failed
             rate = finished / max(time.perf_counter() - started, 1e-9)
             progress.update(task, completed=finished, rate=f"{rate:,.0f} img/s")
