@@ -6,7 +6,7 @@ draws for both), and whether it passes the rule fixed before the runs were score
 macro-F1 gains at least ``--min-gain`` with the interval's lower end above 0.
 
 Usage: python bench/paired_runs.py --base build/model/cv-160-seed2 --changed build/model/cv-160-ls-seed2
-           [--score-only wild] [--min-gain 0.015] [--json build/model/label_smoothing.json]
+           [--score-only wild] [--min-gain 0.015] [--json build/model/paired/label_smoothing.json]
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ def main() -> None:
             "min_gain": args.min_gain,
             "passes": passes,
         }
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 
 

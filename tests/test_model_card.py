@@ -166,24 +166,36 @@ def test_training_on_wild_photos_is_reported_with_the_rule_it_was_judged_by(tmp_
 
 
 def test_a_recipe_change_is_reported_with_the_rule_it_was_judged_by(tmp_path):
-    """report/label_smoothing.json (bench/paired_runs.py) gives the card the change, both runs'
+    """Each report in report/paired/ (bench/paired_runs.py) gives the card its change, both runs'
     rows, the differences face by face and the verdict it recorded."""
     model = tmp_path / "default"
     shutil.copytree(BUNDLED_MODEL, model)
-    (model / "report" / "label_smoothing.json").unlink(missing_ok=True)
+    shutil.rmtree(model / "report" / "paired", ignore_errors=True)
     assert "## Recipe changes judged face by face" not in render(model, "")
     sets = json.loads((model / "report" / "crossval.json").read_text())["sets"]
-    check = {
-        "runs": {"base": "cv-base", "changed": "cv-ls"},
-        "change": {"label_smoothing": [None, 0.1]},
-        "sets": {"base": {"wild": sets["wild"]}, "changed": {"wild": sets["wild"]}},
-        "changed_minus_base": {"all training folders": [0.02, 0.001, 0.04], "wild": [-0.01, -0.05, 0.03]},
-        "min_gain": 0.015,
-        "passes": True,
-    }
-    (model / "report" / "label_smoothing.json").write_text(json.dumps(check))
+
+    def check(run, change, gain, passes):
+        return {
+            "runs": {"base": "cv-base", "changed": run},
+            "change": change,
+            "sets": {"base": {"wild": sets["wild"]}, "changed": {"wild": sets["wild"]}},
+            "changed_minus_base": {"all training folders": [gain, 0.001, 0.04], "wild": [-0.01, -0.05, 0.03]},
+            "min_gain": 0.015,
+            "passes": passes,
+        }
+
+    (model / "report" / "paired").mkdir()
+    (model / "report" / "paired" / "smoothing.json").write_text(
+        json.dumps(check("cv-ls", {"label_smoothing": [None, 0.1]}, 0.02, True))
+    )
+    (model / "report" / "paired" / "focal.json").write_text(
+        json.dumps(check("cv-focal", {"focal_gamma": [0.0, 2.0]}, 0.005, False))
+    )
     card = render(model, "")
-    assert "`cv-ls` changes `cv-base` (label_smoothing None → 0.1)" in card
+    smoothing, focal = card.index("### label_smoothing None → 0.1"), card.index("### focal_gamma 0.0 → 2.0")
+    assert "`cv-ls` changes `cv-base`" in card[smoothing:] and "`cv-focal` changes `cv-base`" in card[focal:]
     assert f"| `cv-ls`: wild | {sets['wild']['faces']} |" in card
-    assert "all training folders +0.0200 (95 % +0.0010 to +0.0400); wild -0.0100" in card
-    assert "at least +0.015 with the interval above 0; it passes" in card
+    assert "all training folders +0.0200 (95 % +0.0010 to +0.0400); wild -0.0100" in card[smoothing:]
+    assert "at least +0.015 with the interval above 0; it passes" in card[smoothing:]
+    assert "all training folders +0.0050 (95 % +0.0010 to +0.0400)" in card[focal:smoothing]
+    assert "at least +0.015 with the interval above 0; it fails: not adopted" in card[focal:smoothing]

@@ -418,3 +418,27 @@ def test_label_smoothing_pulls_the_best_guess_toward_one_half():
     assert loss(0.2, 0.9, weight=2.0) == pytest.approx(expected, rel=1e-5)
     with pytest.raises(RecipeError, match="--label-smoothing must be at least 0 and below 1"):
         Recipe(label_smoothing=1.0)
+
+
+def test_focal_loss_weighs_faces_the_model_already_gets_right_less():
+    """``--focal-gamma 2``: a positive guessed at 0.9 costs (1 - 0.9)**2 of its cross-entropy, one
+    guessed at 0.1 costs 0.9**2 of it, so the hard faces carry the gradient; negatives alike, the
+    positive weight still applies, and a gamma outside 0–5 is refused."""
+    from keras import ops
+
+    from trainer.recipe import Recipe, RecipeError
+    from trainer.train import weighted_bce
+
+    def loss(gamma: float, label: float, guess: float, weight: float = 1.0) -> float:
+        focal = weighted_bce(np.full(4, weight, "float32"), gamma=gamma)
+        labels, guesses = np.full((1, 4), label, "float32"), np.full((1, 4), guess, "float32")
+        return float(ops.convert_to_numpy(focal(labels, guesses))[0])
+
+    assert loss(2.0, 1, 0.9) == pytest.approx(0.1**2 * -np.log(0.9), rel=1e-4)
+    assert loss(2.0, 1, 0.1, weight=3.0) == pytest.approx(3 * 0.9**2 * -np.log(0.1), rel=1e-4)
+    assert loss(2.0, 0, 0.2) == pytest.approx(0.2**2 * -np.log(0.8), rel=1e-4)
+    assert loss(0.0, 1, 0.9) == pytest.approx(-np.log(0.9), rel=1e-5)
+    easy, hard = loss(2.0, 1, 0.9) / loss(0.0, 1, 0.9), loss(2.0, 1, 0.1) / loss(0.0, 1, 0.1)
+    assert hard > 50 * easy
+    with pytest.raises(RecipeError, match="--focal-gamma must be between 0 and 5"):
+        Recipe(focal_gamma=-1.0)

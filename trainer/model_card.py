@@ -55,7 +55,7 @@ def render(directory: str | Path, commands: str) -> str:
         *_candidates_section(report / "candidates", meta, report / "throughput.json"),
         *_ensemble_section(report, meta),
         *_wild_training_section(report / "wild_training.json"),
-        *_paired_section(report / "label_smoothing.json"),
+        *_paired_section(report / "paired"),
         *_framing_section(Path(directory) / "report" / "framing.json"),
         *_cost_section(Path(directory), report / "throughput.json"),
         *_training_section(meta["training"]),
@@ -439,29 +439,40 @@ def _wild_training_section(path: Path) -> list[str]:
     ]
 
 
-def _paired_section(path: Path) -> list[str]:
-    """A recipe change against a run of the recipe it changes, face by face (``bench/paired_runs.py
-    --json``): both runs' rows, the differences and the verdict of the rule it was judged by."""
-    if not path.exists():
+def _paired_section(folder: Path) -> list[str]:
+    """Each recipe change against a run of the recipe it changes, face by face (one ``bench/paired_runs.py
+    --json`` report per change in ``folder``): both runs' rows, the differences and the verdict of the
+    rule it was judged by."""
+    checks = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not checks:
         return []
-    check = json.loads(path.read_text())
-    runs = check["runs"]
-    change = ", ".join(f"{field} {old} → {new}" for field, (old, new) in check["change"].items())
-    table, differences = _face_by_face(check, "changed_minus_base")
-    verdict = "passes: it goes on to the shipped recipe" if check["passes"] else "fails: not adopted"
-    return [
+    lines = [
         "## Recipe changes judged face by face",
         "",
-        f"`{runs['changed']}` changes `{runs['base']}` ({change}); both cross-validated by the same folds "
-        "and scored at their own cross-fitted thresholds (`python bench/paired_runs.py`, in `make model`).",
-        "",
-        *table,
-        "",
-        f"Changed minus base, face by face (people resampled, the same draws for both): {differences}. "
-        f"The rule, fixed before it ran: pooled macro-F1 at least {check['min_gain']:+.3f} with the "
-        f"interval above 0; it {verdict}.",
+        "Each change against a run of the recipe it changes with the same seed, both cross-validated by the "
+        "same folds and scored at their own cross-fitted thresholds (`python bench/paired_runs.py`, in "
+        "`make model`).",
         "",
     ]
+    for path in checks:
+        check = json.loads(path.read_text())
+        runs = check["runs"]
+        change = ", ".join(f"{field} {old} → {new}" for field, (old, new) in check["change"].items())
+        table, differences = _face_by_face(check, "changed_minus_base")
+        verdict = "passes: it goes on to the shipped recipe" if check["passes"] else "fails: not adopted"
+        lines += [
+            f"### {change}",
+            "",
+            f"`{runs['changed']}` changes `{runs['base']}`.",
+            "",
+            *table,
+            "",
+            f"Changed minus base, face by face (people resampled, the same draws for both): {differences}. "
+            f"The rule, fixed before it ran: pooled macro-F1 at least {check['min_gain']:+.3f} with the "
+            f"interval above 0; it {verdict}.",
+            "",
+        ]
+    return lines
 
 
 def _face_by_face(check: dict, key: str) -> tuple[list[str], str]:

@@ -38,6 +38,7 @@ class Recipe:
     ema_momentum: float | None = None  # each phase ends on Adam's moving average of the weights
     low_res: float | None = None  # probability that a training face is shrunk and scaled back up
     label_smoothing: float = 0.0  # each target pulled this far toward 0.5 (CelebA's labels are noisy)
+    focal_gamma: float = 0.0  # focal loss: faces already classified well weigh (1 - p)**gamma as much
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -53,6 +54,8 @@ class Recipe:
             raise RecipeError(f"--low-res must be a probability above 0, not {self.low_res}")
         if not 0 <= self.label_smoothing < 1:
             raise RecipeError(f"--label-smoothing must be at least 0 and below 1, not {self.label_smoothing}")
+        if not 0 <= self.focal_gamma <= 5:
+            raise RecipeError(f"--focal-gamma must be between 0 and 5, not {self.focal_gamma}")
         if self.low_res and self.frozen_below:
             raise RecipeError("--low-res is not available with --frozen-below (its views are cached)")
         if self.frozen_below and self.backbone != "facenet":

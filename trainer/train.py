@@ -36,8 +36,10 @@ def positive_weights(labels: np.ndarray, cap: float) -> np.ndarray:
     return np.clip(np.sqrt(negatives / np.maximum(positives, 1)), 1.0, cap).astype("float32")
 
 
-def weighted_bce(weights: np.ndarray, smoothing: float = 0.0):
-    """Binary cross-entropy with ``weights`` on positives, each target moved ``smoothing`` toward 0.5."""
+def weighted_bce(weights: np.ndarray, smoothing: float = 0.0, gamma: float = 0.0):
+    """Binary cross-entropy with ``weights`` on positives, each target moved ``smoothing`` toward 0.5;
+    with ``gamma`` above 0 the focal loss: each term scaled by (1 - p)**gamma for the side it
+    rewards, so faces the model already gets right weigh little."""
     import keras
     from keras import ops
 
@@ -46,8 +48,12 @@ def weighted_bce(weights: np.ndarray, smoothing: float = 0.0):
     def loss(y_true, y_pred):
         y_true = y_true * (1 - smoothing) + 0.5 * smoothing
         y_pred = ops.clip(y_pred, keras.config.epsilon(), 1 - keras.config.epsilon())
-        per_label = -(weights * y_true * ops.log(y_pred) + (1 - y_true) * ops.log(1 - y_pred))
-        return ops.mean(per_label, axis=-1)
+        positive = weights * y_true * ops.log(y_pred)
+        negative = (1 - y_true) * ops.log(1 - y_pred)
+        if gamma:
+            positive = positive * (1 - y_pred) ** gamma
+            negative = negative * y_pred**gamma
+        return ops.mean(-(positive + negative), axis=-1)
 
     return loss
 
@@ -172,7 +178,8 @@ def train(
         frozen_below=recipe.frozen_below,
         float16=recipe.float16,
     )
-    phases = _fit_phases(model, recipe, data, weighted_bce(weights, recipe.label_smoothing), work)
+    loss = weighted_bce(weights, recipe.label_smoothing, recipe.focal_gamma)
+    phases = _fit_phases(model, recipe, data, loss, work)
 
     val_probabilities, val_labels = predict(model, data.val_files, data.size)
     chosen, source = thresholds or (best_thresholds(val_probabilities, val_labels), VAL_THRESHOLDS)

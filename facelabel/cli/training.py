@@ -196,6 +196,15 @@ def recipe_options(command):
             help="Pull every training target this far toward 0.5 (for noisy labels, e.g. 0.1).",
         ),
         click.option(
+            "--focal-gamma",
+            type=float,
+            default=0.0,
+            show_default=True,
+            metavar="GAMMA",
+            help="Focal loss: scale each face's loss by (1 - p)**GAMMA, p its probability of the right "
+            "answer, so rare, hard faces weigh more (e.g. 2; 0 is plain cross-entropy).",
+        ),
+        click.option(
             "--frozen-below",
             metavar="LAYER",
             help="FaceNet: keep the layers up to LAYER (e.g. Mixed_7a) frozen and train the rest on "
