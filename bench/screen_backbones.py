@@ -46,7 +46,7 @@ def features(backbone: str, weights: str, folders: list[str], folds: int, people
         port(base, weights)
         prepare, features = standardise, base(inputs)
     else:
-        base = build_backbone(backbone, input_size=size, weights=weights, alpha=1.0)
+        (base,) = build_backbone(backbone, input_size=size, weights=weights, alpha=1.0)
         prepare, features = np.asarray, base(preprocessing(BACKBONES[backbone].preprocessing)(inputs))
     model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(features))
     parts = []
