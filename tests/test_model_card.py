@@ -31,6 +31,9 @@ def test_bundled_card_matches_its_reports():
         theirs = json.loads((candidate / "model.json").read_text())
         network = f"**`{candidate.name}`**: backbone `{theirs['backbone']}` at {theirs['input_size']} px"
         assert network in card and f"| {pooled['macro_f1']} (" in card
+        line = next(line for line in card.splitlines() if line.startswith(network))
+        gamma = theirs["training"]["recipe"].get("focal_gamma")
+        assert (f"focal loss (gamma {gamma})" in line) == bool(gamma)  # the loss it was trained with
     candidates = sum(1 for _ in (Path(BUNDLED_MODEL) / "report" / "candidates").iterdir())
     assert f'chosen over the {candidates} under "Tried and rejected" by these same folds' in card
     repeats = list((Path(BUNDLED_MODEL) / "report" / "repeats").glob("*"))

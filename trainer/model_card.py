@@ -345,8 +345,8 @@ def _candidates_section(folder: Path, meta: dict, throughput: Path) -> list[str]
             f"**`{candidate.name}`**: backbone `{recipe['backbone']}` at {theirs['input_size']} px{frozen}, "
             f"{recipe['epochs']} head + {recipe['fine_tune_epochs'] if recipe['fine_tune'] else 0} "
             f"fine-tuning epochs at {recipe['fine_tune_lr']}, {_weights_kept(recipe)}"
-            f"{f', low-resolution augmentation ({_low_res(recipe)})' if recipe.get('low_res') else ''}, "
-            f"seed {recipe['seed']}; "
+            f"{f', low-resolution augmentation ({_low_res(recipe)})' if recipe.get('low_res') else ''}"
+            f"{_loss(recipe)}, seed {recipe['seed']}; "
             f"{_candidate_cost(candidate, measured, own_speed)}. "
             "Cross-validated by the same folds and thresholds rule:",
             "",
@@ -506,6 +506,15 @@ def _low_res(recipe: dict) -> str:
         if recipe.get("low_res")
         else ""
     )
+
+
+def _loss(recipe: dict) -> str:
+    """The loss's departures from weighted cross-entropy ("" with none), as a clause."""
+    changes = [
+        *([f"label smoothing {recipe['label_smoothing']}"] if recipe.get("label_smoothing") else []),
+        *([f"focal loss (gamma {recipe['focal_gamma']})"] if recipe.get("focal_gamma") else []),
+    ]
+    return "".join(f", {change}" for change in changes)
 
 
 def _candidate_cost(candidate: Path, measured: Path | None, own_speed: dict) -> str:
