@@ -54,7 +54,7 @@ def test_a_ported_backbone_is_screened_on_every_fold_face_and_no_test_face(tmp_p
             f"mobilenetv2-torch={tmp_path / 'm.weights.h5'}",
             "--json",
             str(out),
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
     )
