@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from trainer.efficientnet_lite_port import build_efficientnet_lite, port, torch_features, variant_of
-from trainer.model import build_model
+from trainer.model import LITE_VARIANTS, build_model
 from trainer.torch_port import load_state
 
 GRACE_HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
@@ -29,7 +29,7 @@ def state():
     return lite_state("lite0")
 
 
-@pytest.mark.parametrize("variant", ["lite0", "lite1", "lite2"])
+@pytest.mark.parametrize("variant", LITE_VARIANTS)  # the backbones trainer.model offers
 def test_ported_network_matches_torch_and_classifies_imagenet(variant):
     state = lite_state(variant)
     assert variant_of(state) == variant

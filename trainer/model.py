@@ -25,6 +25,7 @@ class Backbone(NamedTuple):
     takes_alpha: bool
 
 
+LITE_VARIANTS = ("lite0", "lite1", "lite2")  # EfficientNet-Lite: trainer.efficientnet_lite_port.VARIANTS
 BACKBONES = {
     "mobilenet": Backbone("MobileNet", "tf", True),
     "mobilenetv2": Backbone("MobileNetV2", "tf", True),
@@ -33,9 +34,7 @@ BACKBONES = {
     "vgg16": Backbone("VGG16", "caffe", False),
     "inceptionv3": Backbone("InceptionV3", "tf", False),
     "mobilenetv2-torch": Backbone(None, "torch", False),
-    "efficientnet-lite0-torch": Backbone(None, "lite", False),
-    "efficientnet-lite1-torch": Backbone(None, "lite", False),
-    "efficientnet-lite2-torch": Backbone(None, "lite", False),
+    **{f"efficientnet-{variant}-torch": Backbone(None, "lite", False) for variant in LITE_VARIANTS},
     "facenet": Backbone(None, "standardise", False),
 }
 # backbones whose ImageNet weights come from a torch file: the module that ports them, the
@@ -48,7 +47,7 @@ PORTED = {
             "build_efficientnet_lite",
             {"variant": variant},
         )
-        for variant in ("lite0", "lite1", "lite2")
+        for variant in LITE_VARIANTS
     },
 }
 FROZEN = "backbone_frozen"  # the part under Recipe.frozen_below, whose outputs train() caches

@@ -509,12 +509,11 @@ def _low_res(recipe: dict) -> str:
 
 
 def _loss(recipe: dict) -> str:
-    """The loss's departures from weighted cross-entropy ("" with none), as a clause."""
-    changes = [
-        *([f"label smoothing {recipe['label_smoothing']}"] if recipe.get("label_smoothing") else []),
-        *([f"focal loss (gamma {recipe['focal_gamma']})"] if recipe.get("focal_gamma") else []),
-    ]
-    return "".join(f", {change}" for change in changes)
+    """The loss's departures from weighted cross-entropy ("" with none), each after a comma."""
+    smoothing, gamma = recipe.get("label_smoothing"), recipe.get("focal_gamma")
+    return (f", label smoothing {smoothing}" if smoothing else "") + (
+        f", focal loss (gamma {gamma})" if gamma else ""
+    )
 
 
 def _candidate_cost(candidate: Path, measured: Path | None, own_speed: dict) -> str:
