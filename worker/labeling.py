@@ -16,20 +16,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.chunks import finish_chunk
 from db.jobs import Face, Outcome, known_images, record_chunk
-from db.models import ATTRIBUTES, NO_DETECTOR, Job, ModelVersion
-from db.registry import active_version
+from db.models import ATTRIBUTES, ModelVersion
 from facelabel.confined import ReadError, read_confined
-from facelabel.errors import FacelabelError
 from facelabel.settings import Settings
 from facelabel.vision.faces import FoundFaces, NoFace, decode_for_faces, faces_in
 from facelabel.vision.imaging import Box, Decoded, ImageError
 from worker import ledger, liveness, metrics
+from worker.plan import Plan, plan_job
 
 log = logging.getLogger(__name__)
-
-
-class UnknownJob(FacelabelError):
-    """The chunk names a job this database does not have."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +68,7 @@ def label_chunk(
     chunk retried after its worker died goes file by file (worker/ledger.py).
     """
     started = time.perf_counter()
-    plan = _plan(sessions, job_id, settings)
+    plan = plan_job(sessions, job_id, settings)
     with liveness.busy(), ledger.claimed(sessions, chunk_id) as claim:
         if claim is not None and claim.done:
             return ChunkSummary(done=0, failed=0, faces=0)
@@ -91,35 +86,6 @@ def label_chunk(
     metrics.IMAGES.labels("failed").inc(failed)
     metrics.CHUNK_SECONDS.observe(time.perf_counter() - started)
     return ChunkSummary(done=len(outcomes) - failed, failed=failed, faces=faces)
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """How a job's files are labelled: its roots, model version, detector and settings."""
-
-    job_id: int
-    roots: list[str]
-    version: ModelVersion
-    aligned: bool
-    detector: str
-    batch_size: int
-    settings: Settings
-
-
-def _plan(sessions: sessionmaker[Session], job_id: int, settings: Settings) -> Plan:
-    with sessions() as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            raise UnknownJob(f"job {job_id} not found (do the CLI and workers share FACELABEL_DB_URL?)")
-        roots, options = list(job.roots), dict(job.options)
-        version = None if options.get("pinned", True) else active_version(session)
-        version = version or session.get(ModelVersion, job.model_version_id)
-    aligned = bool(options.get("aligned"))
-    detector = NO_DETECTOR if aligned else options.get("detector", "mtcnn")  # jobs before 0004: MTCNN
-    if not aligned:  # the job's detector and framing, whatever this worker's settings say
-        settings = settings.with_(detector=detector, face_framing=options.get("face_framing", "box"))
-    batch_size = options.get("batch_size") or settings.batch_size
-    return Plan(job_id, roots, version, aligned, detector, batch_size, settings)
 
 
 def _label_paths(sessions: sessionmaker[Session], plan: Plan, paths: Sequence[str]) -> list[Outcome]:
@@ -260,7 +226,7 @@ def _classify(
                 probabilities = classifier.predict(np.stack(crops))
             metrics.FACES.inc(len(crops))
         else:
-            probabilities = np.zeros((0, 4))
+            probabilities = np.zeros((0, len(ATTRIBUTES)))
         offset = 0
         for item in todo:
             rows = probabilities[offset : offset + len(item.crops)]

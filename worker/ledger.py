@@ -11,16 +11,14 @@ import logging
 import os
 import socket
 import threading
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.chunks import beat, claim_chunk, finish_chunk, note_file
 from db.jobs import Outcome, record_chunk, recorded_paths
 from facelabel.paths import stored_path
-
-if TYPE_CHECKING:
-    from worker.labeling import Plan
+from worker.plan import Plan
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10.0

@@ -11,7 +11,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from db.engine import DatabaseError, open_database
 from facelabel.settings import BUNDLED_MODEL, get_settings
 from worker.celery_app import LABEL_QUEUE, app
-from worker.labeling import UnknownJob, label_chunk
+from worker.labeling import label_chunk
+from worker.plan import UnknownJob
 
 log = logging.getLogger(__name__)
 
