@@ -26,11 +26,12 @@ def _now() -> dt.datetime:
 
 @dataclasses.dataclass(frozen=True)
 class Face:
-    """One classified face: its box, and per attribute the probability and thresholded label."""
+    """One classified face: its box, and per attribute (in ``ATTRIBUTES`` order) the
+    probability and thresholded label."""
 
-    box: tuple[int, int, int, int]
-    probabilities: tuple[float, float, float, float]
-    labels: tuple[bool, bool, bool, bool]
+    box: tuple[int, int, int, int]  # x, y, w, h
+    probabilities: tuple[float, ...]
+    labels: tuple[bool, ...]
     confidence: float | None = None  # the face detector's (None: an aligned image, no detection)
 
 

@@ -39,8 +39,13 @@ class ModelArtifact:
         return int(self.meta["input_size"])
 
     @property
+    def attributes(self) -> tuple[str, ...]:
+        """The model's outputs, in order: ``ATTRIBUTES`` (``load_artifact`` refuses others)."""
+        return tuple(self.meta["attributes"])
+
+    @property
     def thresholds(self) -> dict[str, float]:
-        return {a: float(self.meta["thresholds"][a]) for a in ATTRIBUTES}
+        return {a: float(self.meta["thresholds"][a]) for a in self.attributes}
 
     @property
     def weights_path(self) -> Path:

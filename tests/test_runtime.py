@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facelabel.artifact import ArtifactError, load_artifact
+from facelabel.artifact import ATTRIBUTES, ArtifactError, ModelArtifact, load_artifact
 from facelabel.settings import BUNDLED_MODEL, Settings
-from facelabel.vision.classifier import Classifier, get_classifier
+from facelabel.vision.classifier import get_classifier
+from facelabel.vision.keras_classifier import Classifier
 from facelabel.vision.lite_classifier import LiteClassifier
 from tests import images
 
@@ -95,3 +96,38 @@ def test_weights_changed_since_registration_are_refused(tmp_path, cache):
     weights.write_bytes(weights.read_bytes() + b"\0")
     with pytest.raises(ArtifactError, match="changed since it was registered"):
         get_classifier(str(copy), Settings(runtime="litert", cache_dir=cache), sha256=registered)
+
+
+def test_a_model_for_other_attributes_is_refused_in_one_line(tmp_path):
+    """The database, query, export and review all have one column per ``ATTRIBUTES`` entry,
+    so a model trained for another list cannot be used."""
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(BUNDLED_MODEL, copy)
+    meta = json.loads((copy / "model.json").read_text())
+    meta["attributes"] = [*ATTRIBUTES, "smiling"]
+    (copy / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match=r"attributes must be \[.*\], got .*'smiling'") as refused:
+        load_artifact(copy)
+    assert "\n" not in str(refused.value)
+
+
+def test_the_classifiers_width_is_the_artifacts_attribute_count(tmp_path, cache):
+    """Probabilities have one column per attribute the artifact names, an empty batch too, and
+    a model whose outputs do not match that count is refused."""
+    import keras
+
+    inputs = keras.Input((16, 16, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    keras.Model(inputs, keras.layers.Dense(3, activation="sigmoid")(pooled)).save(tmp_path / "model.keras")
+    meta = {"name": "three", "input_size": 16, "attributes": ["a", "b", "c"], "thresholds": {}}
+    three = ModelArtifact(directory=tmp_path, meta=meta)
+    pixels = np.zeros((2, 16, 16, 3), np.uint8)
+    for classifier in (Classifier(three), LiteClassifier(three, cache_dir=cache, threads=1)):
+        assert classifier.predict(pixels).shape == (2, 3)
+        assert classifier.predict(pixels[:0]).shape == (0, 3)
+    four = ModelArtifact(directory=tmp_path, meta={**meta, "attributes": list(ATTRIBUTES)})
+    promised = rf"gives \(None, 3\); .* promises .* -> \(None, {len(ATTRIBUTES)}\)"
+    with pytest.raises(ArtifactError, match=promised):
+        Classifier(four)

@@ -32,7 +32,7 @@ class AnnotationError(FacelabelError):
 @dataclasses.dataclass(frozen=True)
 class Example:
     image: str
-    labels: tuple[int, int, int, int]
+    labels: tuple[int, ...]  # 0/1 in ATTRIBUTES order
     partition: str | None = None
 
 
@@ -47,7 +47,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def read_attributes(path: str | Path) -> list[Example]:
-    """Every image's four labels, in file order."""
+    """Every image's labels, in file order."""
     path = Path(path)
     lines = _lines(path)
 

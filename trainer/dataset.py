@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from facelabel.artifact import ATTRIBUTES
 from trainer.recipe import LOW_RES_SCALE
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -13,7 +14,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 def _parse(size: int):
     spec = {
         "image": tf.io.FixedLenFeature([], tf.string),
-        "labels": tf.io.FixedLenFeature([4], tf.int64),
+        "labels": tf.io.FixedLenFeature([len(ATTRIBUTES)], tf.int64),
     }
 
     def parse(record):

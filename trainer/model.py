@@ -1,4 +1,4 @@
-"""Model building: an ImageNet backbone under a four-way sigmoid head.
+"""Model building: an ImageNet backbone under a sigmoid head, one output per attribute.
 
 Raw RGB pixels (0–255) go in; the backbone's preprocessing is made of standard Keras layers
 inside the model, so a saved ``.keras`` file carries it, loads in safe mode, and serving
@@ -131,7 +131,7 @@ def build_model(
     frozen_below: str | None = None,
     float16: bool = False,
 ):
-    """A frozen backbone with a pooled, dropout, Dense(4, sigmoid) head."""
+    """A frozen backbone with a pooled, dropout, Dense(len(ATTRIBUTES), sigmoid) head."""
     import keras
     from keras import layers
 

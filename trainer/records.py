@@ -2,8 +2,8 @@
 
 Each record holds the crop exactly as a worker would feed it to the model (``find_faces``:
 the whole aligned image, or the largest detected face framed as an aligned crop; stored as
-lossless PNG), the four labels and the image name. A manifest beside the shards gives
-counts and positives per split.
+lossless PNG), its labels (0/1 in ``ATTRIBUTES`` order) and the image name. A manifest
+beside the shards gives counts and positives per split.
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ def _write_split(tf, out: Path, name: str, members: list[Example], images: Path,
 
 
 def serialize(tf, example: Example, png: bytes) -> bytes:
-    """One record: the crop as PNG, the four labels, the image name."""
+    """One record: the crop as PNG, the labels in ``ATTRIBUTES`` order, the image name."""
     feature = {
         "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
         "labels": tf.train.Feature(int64_list=tf.train.Int64List(value=list(example.labels))),

@@ -1,6 +1,6 @@
-"""The model inside a worker process, loaded once (safe mode) on the runtime
-FACELABEL_RUNTIME names: Keras (one compiled forward pass per batch; GPUs) or LiteRT (the
-same model converted, lite_classifier.py; CPUs)."""
+"""The model inside a worker process, loaded once on the runtime FACELABEL_RUNTIME names:
+Keras (keras_classifier.py; GPUs) or LiteRT (the same model converted, lite_classifier.py;
+CPUs)."""
 
 from __future__ import annotations
 
@@ -9,51 +9,14 @@ import os
 import threading
 from pathlib import Path
 
-import numpy as np
-
-from facelabel.artifact import ArtifactError, ModelArtifact, load_artifact
-from facelabel.quiet import load_tensorflow
+from facelabel.artifact import ArtifactError, load_artifact
 from facelabel.settings import Settings
+from facelabel.vision.keras_classifier import Classifier
 from facelabel.vision.lite_classifier import LiteClassifier
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
-_loaded: dict[tuple[str, str], "Classifier | LiteClassifier"] = {}
-
-
-class Classifier:
-    """A loaded artifact: uint8 face crops in, one probability per attribute out."""
-
-    def __init__(self, artifact: ModelArtifact):
-        tf = load_tensorflow()
-        import keras
-
-        self.artifact = artifact
-        try:
-            self.model = keras.saving.load_model(artifact.weights_path, compile=False, safe_mode=True)
-        except (OSError, ValueError) as exc:  # unreadable, or refused by safe mode
-            raise ArtifactError(f"cannot load model {artifact.name}: {exc}") from None
-        size = artifact.input_size
-        expected = (None, size, size, 3)
-        if tuple(self.model.input_shape) != expected or tuple(self.model.output_shape) != (None, 4):
-            raise ArtifactError(
-                f"{artifact.weights_path}: model takes {self.model.input_shape} and gives "
-                f"{self.model.output_shape}; its metadata promises {expected} -> (None, 4)"
-            )
-        model = self.model
-
-        @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8)])
-        def forward(pixels):
-            return model(tf.cast(pixels, tf.float32), training=False)
-
-        self.forward = forward
-        self.predict(np.zeros((1, size, size, 3), np.uint8))  # trace now, not in the first chunk
-
-    def predict(self, pixels: np.ndarray) -> np.ndarray:
-        """Probabilities, shape (n, 4), for a uint8 batch of shape (n, size, size, 3)."""
-        if len(pixels) == 0:
-            return np.zeros((0, 4), dtype=np.float32)
-        return self.forward(pixels).numpy()
+_loaded: dict[tuple[str, str], Classifier | LiteClassifier] = {}
 
 
 def runtime_for(setting: str) -> str:
