@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from facelabel.artifact import FRAMINGS
 from facelabel.errors import FacelabelError
+from facelabel.vision import detectors
 
 BUNDLED_MODEL = Path(str(importlib.resources.files("facelabel") / "models" / "default"))
 PREFIX = "FACELABEL_"
@@ -31,6 +32,11 @@ SECRET_BEARING = {"db_url", "broker_url", "db_password", "broker_password", "ser
 # `:`- or `,`-separated lists, as shells write them (not JSON)
 _Paths = Annotated[tuple[Path, ...], NoDecode]
 _Names = Annotated[tuple[str, ...], NoDecode]
+
+
+def _per_detector(default: str) -> str:
+    """Each detector's own ``default`` (a field of ``detectors.Defaults``), for a description."""
+    return ", ".join(f"`{name}` {getattr(values, default)}" for name, values in detectors.DEFAULTS.items())
 
 
 class SettingsError(FacelabelError):
@@ -75,8 +81,9 @@ class Settings(BaseSettings):
         description="seconds a worker keeps retrying a chunk while the database is away; after "
         "that the chunk waits in the ledger for the reconciler",
     )
-    detector: Literal["yunet", "blazeface", "mtcnn"] = Field(
-        "yunet", description="face detector for photos (not `--aligned`); a job keeps the one it started with"
+    detector: Literal[detectors.NAMES] = Field(
+        detectors.DEFAULT,
+        description="face detector for photos (not `--aligned`); a job keeps the one it started with",
     )
     face_framing: Literal["box", "landmarks"] = Field(
         "box",
@@ -87,7 +94,7 @@ class Settings(BaseSettings):
         None,
         ge=64,
         description="detection runs on a copy at most this many pixels long (unset: the detector's "
-        "own: 640, MTCNN 1024); photos decode to at least this (unset: 1024)",
+        f"own: {_per_detector('max_side')}); photos decode to at least this (unset: 1024)",
     )
     detect_batch: int = Field(
         1, ge=1, le=256, description="photos per MTCNN call (1 is fastest on CPUs, measured); others take one"
@@ -100,7 +107,7 @@ class Settings(BaseSettings):
         ge=0.0,
         le=1.0,
         description="less sure detections are dropped and counted (unset: the detector's own cut: "
-        "YuNet 0.6, BlazeFace 0.5, MTCNN 0.8)",
+        f"{_per_detector('confidence')})",
     )
     runtime: Literal["auto", "keras", "litert"] = Field(
         "auto", description="the classifier's runtime: `auto` is Keras where a GPU is visible, LiteRT on CPUs"

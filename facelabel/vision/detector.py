@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from facelabel.vision.detectors import RawFace, get_backend
+from facelabel.vision.detectors import DEFAULTS, RawFace, get_backend
 from facelabel.vision.imaging import Box, Decoded
 
 _lock = threading.Lock()
@@ -45,12 +45,12 @@ def detect_faces(
     batch: int = 1,
 ) -> list[tuple[list[Detection], int]]:
     """For each photo, its faces (largest first) and how many were dropped as too small or unsure."""
-    backend = get_backend(detector)
-    scaled = [_scaled(photo.image, max_side or backend.default_max_side) for photo in photos]
+    backend, defaults = get_backend(detector), DEFAULTS[detector]
+    scaled = [_scaled(photo.image, max_side or defaults.max_side) for photo in photos]
     smallest = min((min_face * image.width / photo.width for image, photo in zip(scaled, photos)), default=12)
     with _lock:
         found = backend.detect([np.asarray(image) for image in scaled], min_size=round(smallest), batch=batch)
-    cut = backend.default_confidence if min_confidence is None else min_confidence
+    cut = defaults.confidence if min_confidence is None else min_confidence
     return [_kept(faces, photo, image, min_face, cut) for faces, photo, image in zip(found, photos, scaled)]
 
 

@@ -128,7 +128,7 @@ def crop_face(decoded: Decoded, box: Box, size: int) -> np.ndarray:
 def aligned_framing(extent: tuple[float, float, float, float], margins: tuple[float, ...]) -> Box:
     """CelebA's aligned frame around a detector's box ``extent`` (x, y, w, h): ``margins`` say
     how far it reaches left, up, right and down, in fractions of the box (each detector's
-    own, re-fit by bench/fit_framing.py)."""
+    own, re-fit by research/fit_framing.py)."""
     x, y, w, h = extent
     left, top, right, bottom = margins
     x0, y0 = x - left * w, y - top * h

@@ -34,9 +34,7 @@ def _anchors() -> np.ndarray:
 
 class BlazeFace:
     name = "blazeface"
-    default_confidence = 0.5  # a face found in 99.9 % of the wild photos (0.6: 98.9 %)
-    default_max_side = 640
-    # bench/fit_framing.py --detector blazeface (2,000 CelebA aligned images)
+    # research/fit_framing.py --detector blazeface (2,000 CelebA aligned images)
     margins = (0.360, 0.753, 0.370, 0.365)
     template = np.float32([[69.3, 112.5], [108.5, 113.1], [87.9, 156.7]])  # eyes, mouth centre
     floor = 0.5

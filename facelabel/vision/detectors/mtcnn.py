@@ -14,9 +14,7 @@ from facelabel.vision.detectors import RawFace
 
 class Mtcnn:
     name = "mtcnn"
-    default_confidence = 0.8  # MTCNN's own last-stage cut
-    default_max_side = 1024
-    # bench/fit_framing.py --detector mtcnn (2,000 CelebA aligned images)
+    # research/fit_framing.py --detector mtcnn (2,000 CelebA aligned images)
     margins = (0.578, 0.583, 0.575, 0.325)
     # image-left eye, image-right eye, image-left mouth corner, image-right mouth corner
     template = np.float32([[69.0, 111.0], [108.0, 111.0], [71.0, 152.0], [106.0, 152.0]])

@@ -18,9 +18,7 @@ NMS_IOU = 0.3
 
 class YuNet:
     name = "yunet"
-    default_confidence = 0.6  # a face found in 99.7 % of the wild photos (0.8: 99.2 %)
-    default_max_side = 640
-    # bench/fit_framing.py --detector yunet (2,000 CelebA aligned images)
+    # research/fit_framing.py --detector yunet (2,000 CelebA aligned images)
     margins = (0.548, 0.591, 0.533, 0.299)
     # image-left eye, image-right eye, image-left mouth corner, image-right mouth corner
     template = np.float32([[69.3, 112.8], [108.7, 113.0], [72.1, 151.9], [105.3, 152.6]])
