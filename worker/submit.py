@@ -10,7 +10,7 @@ import dataclasses
 import os
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -87,11 +87,13 @@ def submit_job(
     send: Callable[[int, list[str], int], None],
     on_job: Callable[[int], None] = lambda job_id: None,
     drain: Callable[[], None] = lambda: None,
+    files: Iterable[str] | None = None,
 ) -> tuple[int, ScanCounts]:
     """Create a job over ``paths`` and hand each chunk of found images to
     ``send(job_id, chunk, chunk_id)`` as the scan goes, each recorded in the ledger first;
     ``on_job(job_id)`` runs before the scan, ``drain()`` after the last chunk is sent (a
-    ``send`` that hands chunks to threads waits for them there)."""
+    ``send`` that hands chunks to threads waits for them there). With ``files`` (paths under
+    ``paths``, as a watcher finds them) the job labels those instead of scanning."""
     absolute = outermost([os.path.abspath(os.path.expanduser(p)) for p in paths])
     roots = job_roots(absolute, settings.data_roots)
     with sessions.begin() as session:
@@ -114,7 +116,8 @@ def submit_job(
     counts = ScanCounts()
     try:
         on_job(job_id)
-        _send_chunks(sessions, job_id, scan(absolute, counts), settings.chunk_size, send)
+        found = scan(absolute, counts) if files is None else _counted(files, counts)
+        _send_chunks(sessions, job_id, found, settings.chunk_size, send)
         drain()
     except BaseException:  # a broker gone, Ctrl-C, a bug: the job will not complete by itself
         with sessions.begin() as session:
@@ -123,6 +126,12 @@ def submit_job(
     with sessions.begin() as session:
         mark_scanned(session, job_id, images=counts.images, skipped=counts.skipped)
     return job_id, counts
+
+
+def _counted(files: Iterable[str], counts: ScanCounts) -> Iterator[str]:
+    for path in files:
+        counts.images += 1
+        yield path
 
 
 def _send_chunks(sessions, job_id: int, found: Iterator[str], size: int, send) -> None:
