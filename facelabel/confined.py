@@ -11,6 +11,9 @@ from typing import Sequence
 from facelabel.errors import FacelabelError
 
 
+NOT_FOUND = "file not found"  # the reason recorded for a path with no file (it may come back)
+
+
 class ReadError(FacelabelError):
     """A path the worker will not or cannot read; ``str()`` is the reason shown to users."""
 
@@ -83,7 +86,7 @@ def job_roots(paths: Sequence[str | Path], data_roots: Sequence[Path] = ()) -> l
 
 def _os_reason(exc: OSError) -> str:
     reasons = {
-        errno.ENOENT: "file not found",
+        errno.ENOENT: NOT_FOUND,
         errno.EACCES: "permission denied",
         errno.EISDIR: "not a file: it is a directory",
         errno.ELOOP: "symlink loop",
