@@ -8,7 +8,7 @@ DEMO_DB := sqlite:///$(CURDIR)/demo.db
 FACENET_H5 := build/weights/facenet_keras.h5
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test faults services stack bench model lock settings-docs clean
+.PHONY: demo test faults services stack bench model lock settings-docs k8s clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ lock: $(VENV)/.installed
 # README's configuration table and deploy/.env.example from facelabel/settings.py
 settings-docs: $(VENV)/.installed
 	$(PY) deploy/settings_docs.py
+
+# deploy/k8s's generated parts: the settings ConfigMap and the workers' KEDA ScaledObject
+k8s: $(VENV)/.installed
+	$(PY) deploy/k8s/render.py
 
 clean:
 	rm -rf $(VENV) demo.db demo.db-wal demo.db-shm .pytest_cache
