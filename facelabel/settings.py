@@ -1,7 +1,7 @@
 """One settings object, read from ``FACELABEL_*`` environment variables.
 
-Each field carries its default and meaning once; the README's configuration table and
-``deploy/.env.example`` are generated from them (``make settings-docs``).
+Each field carries its default and meaning once; the configuration table of
+``docs/configuration.md`` and ``deploy/.env.example`` are generated from them (``make docs``).
 """
 
 from __future__ import annotations
@@ -279,7 +279,7 @@ def get_settings() -> Settings:
 
 
 def markdown_table() -> str:
-    """The README's configuration table."""
+    """The configuration table of docs/configuration.md."""
     rows = ["| variable | meaning | default |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
         rows.append(f"| `{PREFIX}{name.upper()}` | {field.description} | {_shown(field)} |")

@@ -108,7 +108,7 @@ def test_every_variable_is_documented_in_env_example():
     settings = {PREFIX + name.upper() for name in Settings.model_fields}
     assert not (used | settings) - documented(), "missing from deploy/.env.example"
     assert "POSTGRES_PASSWORD=\n" in ENV_EXAMPLE.read_text()  # no secret in the repository
-    assert ENV_EXAMPLE.read_text().endswith(env_example()), "make settings-docs"
+    assert ENV_EXAMPLE.read_text().endswith(env_example()), "make docs"
 
 
 def test_compose_sets_only_known_settings_and_keeps_no_default_of_its_own(services):
@@ -120,8 +120,8 @@ def test_compose_sets_only_known_settings_and_keeps_no_default_of_its_own(servic
     assert [name for name, _ in own_defaults if name[len(PREFIX) :].lower() in Settings.model_fields] == []
 
 
-def test_readme_configuration_table_is_generated_from_the_settings():
-    assert markdown_table() in (ROOT / "README.md").read_text(), "make settings-docs"
+def test_configuration_table_is_generated_from_the_settings():
+    assert markdown_table() in (ROOT / "docs" / "configuration.md").read_text(), "make docs"
 
 
 def _locked(variant: str) -> dict[str, tuple[str, int]]:
