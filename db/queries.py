@@ -11,13 +11,7 @@ from sqlalchemy.orm import Session, aliased
 
 from db.jobs import superseded
 from db.models import ATTRIBUTES, Chunk, Correction, File, Image, Job, JobItem, ModelVersion, Result
-
-FACE_COLUMNS = (
-    "path", "face", "box_x", "box_y", "box_w", "box_h",
-    *ATTRIBUTES,
-    *(f"p_{a}" for a in ATTRIBUTES),
-    "model_version",
-)  # fmt: skip
+from facelabel.rows import BOX, PROBABILITIES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,19 +153,50 @@ def query_faces(
     model_version_id: int | None = None,
     after: tuple[str, int] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """One dict per face, in ``FACE_COLUMNS`` order plus ``corrected`` (the attributes a
-    person set: their values replace the model's) and ``result_id``, ordered by path then
-    face; ``after`` (path, face) starts past that face (keyset pagination)."""
+    """One dict per face, in ``QUERY_COLUMNS`` order, then what ``export`` adds (job,
+    detector, detection confidence, ``corrected``: the attributes a person set, whose values
+    replace the model's; image size) and ``result_id``, ordered by path then face; ``after``
+    (path, face) starts past that face (keyset pagination)."""
     base = _current_results(job_id, model_version_id).subquery()
     r = aliased(Result, base)
     f = aliased(File, base)
     corrected = _corrections()
-    labels = {
-        a: func.coalesce(corrected.c[a], case((getattr(r, a).is_(True), 1), else_=0)).label(f"label_{a}")
+    labels = (
+        func.coalesce(corrected.c[a], case((getattr(r, a).is_(True), 1), else_=0)).label(f"label_{a}")
         for a in ATTRIBUTES
-    }
-    # a person's value where there is one, else the model's, written so the planner can use
-    # the model columns' statistics (a COALESCE hides them and it guesses almost no rows)
+    )
+    person_values = (corrected.c[a] for a in ATTRIBUTES)
+    statement = (
+        select(f.path, r, ModelVersion.name, Image.width, Image.height, *labels, *person_values)
+        .join(ModelVersion, ModelVersion.id == r.model_version_id)
+        .join(Image, Image.id == r.image_id)
+        .outerjoin(corrected, and_(corrected.c.image_id == r.image_id, corrected.c.face == r.face))
+        .where(*_face_conditions(r, f.path, corrected, has, lacks, min_prob, path_glob, after))
+        .order_by(f.path, r.face)
+        .limit(limit)
+    )
+    for path, result, model_name, width, height, *values in session.execute(
+        statement.execution_options(yield_per=1000)
+    ):
+        shown, set_by_person = values[: len(ATTRIBUTES)], values[len(ATTRIBUTES) :]
+        row = face_row(path, result, model_name)
+        row.update(zip(ATTRIBUTES, shown))
+        row.update(
+            job=job_id,
+            detector=result.detector,
+            detection_confidence=result.detection_confidence,
+            corrected=",".join(a for a, v in zip(ATTRIBUTES, set_by_person) if v is not None),
+            image_width=width,
+            image_height=height,
+            result_id=result.id,
+        )
+        yield row
+
+
+def _face_conditions(r, path, corrected, has, lacks, min_prob, path_glob, after) -> list:
+    """``query_faces``' filters on result ``r``, its file's ``path`` and ``corrected``: a
+    person's value where there is one, else the model's, written so the planner can use the
+    model columns' statistics (a COALESCE hides them and it guesses almost no rows)."""
     conditions = [
         or_(corrected.c[a] == 1, and_(corrected.c[a].is_(None), getattr(r, a).is_(True))) for a in has
     ]
@@ -184,55 +209,22 @@ def query_faces(
             and_(*(p >= min_prob for p in probs)) if has else or_(*(p >= min_prob for p in probs))
         )
     if path_glob:
-        conditions.append(f.path.like(glob_to_like(path_glob), escape="\\"))
+        conditions.append(path.like(glob_to_like(path_glob), escape="\\"))
         prefix = re.split(r"[*?]", path_glob, maxsplit=1)[0]
         if prefix:  # every match sorts at or after its literal start: the path index can seek
-            conditions.append(f.path >= prefix)
+            conditions.append(path >= prefix)
     if after is not None:
         # the plain bound lets the planner seek the path index; the pair then breaks the tie
-        conditions += [f.path >= after[0], tuple_(f.path, r.face) > tuple_(*after)]
-    statement = (
-        select(
-            f.path,
-            r,
-            ModelVersion.name,
-            Image.width,
-            Image.height,
-            *labels.values(),
-            *(corrected.c[a] for a in ATTRIBUTES),
-        )
-        .join(ModelVersion, ModelVersion.id == r.model_version_id)
-        .join(Image, Image.id == r.image_id)
-        .outerjoin(corrected, and_(corrected.c.image_id == r.image_id, corrected.c.face == r.face))
-        .where(*conditions)
-        .order_by(f.path, r.face)
-        .limit(limit)
-    )
-    for path, result, model_name, width, height, *values in session.execute(
-        statement.execution_options(yield_per=1000)
-    ):
-        shown, set_by_person = values[: len(ATTRIBUTES)], values[len(ATTRIBUTES) :]
-        row = face_row(path, result, model_name)
-        row.update(
-            job=job_id,
-            detector=result.detector,
-            detection_confidence=result.detection_confidence,
-            image_width=width,
-            image_height=height,
-        )
-        row.update(zip(ATTRIBUTES, shown))
-        row["corrected"] = ",".join(a for a, v in zip(ATTRIBUTES, set_by_person) if v is not None)
-        row["result_id"] = result.id
-        yield row
+        conditions += [path >= after[0], tuple_(path, r.face) > tuple_(*after)]
+    return conditions
 
 
 def face_row(path: str, result: Result, model_name: str) -> dict[str, Any]:
+    """A result as ``query``'s columns (the model's labels, probabilities to 4 places)."""
     row: dict[str, Any] = {"path": path, "face": result.face}
-    row.update(box_x=result.box_x, box_y=result.box_y, box_w=result.box_w, box_h=result.box_h)
-    for attribute in ATTRIBUTES:
-        row[attribute] = int(getattr(result, attribute))
-    for attribute in ATTRIBUTES:
-        row[f"p_{attribute}"] = round(getattr(result, f"p_{attribute}"), 4)
+    row.update({b: getattr(result, b) for b in BOX})
+    row.update({a: int(getattr(result, a)) for a in ATTRIBUTES})
+    row.update({p: round(getattr(result, p), 4) for p in PROBABILITIES})
     row["model_version"] = model_name
     return row
 

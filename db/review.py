@@ -9,8 +9,7 @@ from sqlalchemy import and_, case, exists, func, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from db.models import ATTRIBUTES, Correction, File, Image, Job, JobItem, ModelVersion, Result
-
-FACE_FIELDS = ("box_x", "box_y", "box_w", "box_h", *ATTRIBUTES, *(f"p_{a}" for a in ATTRIBUTES))
+from facelabel.rows import FACE_FIELDS
 
 
 def face(session: Session, result_id: int) -> dict[str, Any] | None:

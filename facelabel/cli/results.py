@@ -12,9 +12,12 @@ from sqlalchemy import select
 
 from db import queries
 from db.models import ATTRIBUTES
-from facelabel.cli.common import check_job, job_option, sessions_for
-from facelabel.cli.output import emit_mapping, emit_rows, format_option
+from facelabel.cli.common import check_job, job_option, out_path, sessions_for
+from facelabel.cli.output import emit_mapping, emit_rows, format_option, shown
+from facelabel.destination import open_file
 from facelabel.exports import FORMATS, write
+from facelabel.rows import QUERY_COLUMNS
+from facelabel.xmp import write_beside
 
 JOB_COLUMNS = (
     "id",
@@ -105,7 +108,7 @@ def query(settings, fmt, **filters):
     check_job(sessions, filters["job_id"])
     with sessions() as session:
         rows = _CorrectionCounter(filtered_faces(session, **filters))
-        columns = queries.FACE_COLUMNS + ("corrected",) if fmt == "table" else queries.FACE_COLUMNS
+        columns = QUERY_COLUMNS + ("corrected",) if fmt == "table" else QUERY_COLUMNS
         emit_rows(rows, columns, fmt)
     if rows.corrected and fmt != "table":
         click.echo(f"{rows.corrected} faces show human corrections instead of the model's labels", err=True)
@@ -114,30 +117,58 @@ def query(settings, fmt, **filters):
 @click.command()
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True, help="Output format.")
 @face_filters
+@click.option("--out", type=click.Path(), help="File to write (for xmp: a folder, created if missing).")
 @click.option(
-    "--out", type=click.Path(writable=True), required=True, help="File to write (for xmp: a folder)."
+    "--beside",
+    is_flag=True,
+    help="xmp only: PHOTO.xmp next to each photo instead of --out, where it has no sidecar yet.",
 )
 @click.pass_obj
-def export(settings, fmt, out, **filters):
+def export(settings, fmt, out, beside, **filters):
     """Write the chosen faces as Parquet, CSV, JSON lines or COCO (the ``query`` columns plus
     job, detector, detection confidence, corrected attributes and image size), or as XMP
-    sidecars: one ``.xmp`` per photo under --out, mirroring the photos' tree, with face regions
-    and ``facelabel|<attribute>`` keywords (digiKam, darktable, Lightroom).
+    sidecars: an MWG face region per face (the attributes in its description, no person's
+    name) and ``facelabel|<attribute>`` keywords.
+
+    XMP goes under --out, one ``.xmp`` per photo mirroring the photos' tree, or with --beside
+    next to each photo as ``PHOTO.xmp`` (``IMG_1.jpg.xmp``: the name digiKam, darktable and
+    Immich read), skipping photos that have ``IMG_1.jpg.xmp`` or ``IMG_1.xmp`` already (an
+    existing file is never replaced). Lightroom reads no sidecar for JPEG, PNG or TIFF.
 
     \b
     facelabel export --format parquet --job 3 --out faces.parquet
     facelabel export --format coco --has hat --out hats.json
     facelabel export --format xmp --job 3 --out sidecars/
+    facelabel export --format xmp --job 3 --beside
     """
-    if (fmt == "xmp") != Path(out).is_dir() and Path(out).exists():
-        raise click.BadParameter(
-            "xmp writes into a folder; the other formats into a file", param_hint="--out"
-        )
+    destination = _export_destination(fmt, out, beside)
     sessions = sessions_for(settings)
     check_job(sessions, filters["job_id"])
     with sessions() as session:
-        count = write(filtered_faces(session, **filters), fmt, Path(out))
+        faces = filtered_faces(session, **filters)
+        if beside:
+            done = write_beside(faces, lambda path, reason: click.echo(f"{shown(path)}: {reason}", err=True))
+            click.echo(
+                f"{done.faces} faces; sidecars: {done.written} written beside their photos, "
+                f"{done.skipped} skipped (one was there), {done.failed} failed",
+                err=True,
+            )
+            return
+        count = write(faces, fmt, destination)
     click.echo(f"{count} faces written to {out}", err=True)
+
+
+def _export_destination(fmt: str, out: str | None, beside: bool) -> Path | None:
+    """--out checked (or --beside), before any row is read."""
+    if beside:
+        if fmt != "xmp":
+            raise click.UsageError("--beside writes XMP sidecars: use it with --format xmp")
+        if out is not None:
+            raise click.UsageError("--beside writes next to the photos: give it without --out")
+        return None
+    if out is None:
+        raise click.UsageError("Missing option '--out' (or --beside, for xmp)")
+    return out_path(out, folder=fmt == "xmp")
 
 
 class _CorrectionCounter:
@@ -221,9 +252,7 @@ def failures(settings, job_id, fmt):
 
 @click.command()
 @click.option("--job", "job_id", type=int, metavar="ID", required=True, help="The job to show.")
-@click.option(
-    "--out", type=click.Path(dir_okay=False, writable=True), required=True, help="HTML file to write."
-)
+@click.option("--out", type=click.Path(), required=True, help="HTML file to write.")
 @click.pass_obj
 def report(settings, job_id, out):
     """A self-contained HTML contact sheet of a job: faces by attribute, failures, counts.
@@ -234,6 +263,7 @@ def report(settings, job_id, out):
     from db.models import Job
     from facelabel.report import Limits, render
 
+    destination = out_path(out)
     sessions = sessions_for(settings)
     check_job(sessions, job_id)
     with sessions() as session:
@@ -245,7 +275,7 @@ def report(settings, job_id, out):
             failures=queries.failures(session, job_id),
             limits=Limits(roots, settings.max_file_bytes, settings.max_image_pixels),
         )
-    with open(out, "w", encoding="utf-8") as handle:
+    with open_file(destination, "w") as handle:
         handle.write(page)
     click.echo(f"wrote {out}")
 
