@@ -163,7 +163,7 @@ def test_gpu_workers_get_one_gpu_each_and_cpu_workers_none():
         assert pod(gpu[name])["nodeSelector"] and pod(gpu[name])["tolerations"]
         command = main_container(gpu[name])["command"]
         assert command[command.index("--concurrency") + 1] == "1"  # one process per GPU
-    assert gpu["worker"]["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
+        assert gpu[name]["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0  # no wait for a held GPU
     everything = json.dumps(list(cpu.values()))
     assert "nvidia.com/gpu" not in everything and "nodeSelector" not in everything
 

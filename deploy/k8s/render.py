@@ -1,13 +1,11 @@
 """Write the generated parts of deploy/k8s (``make k8s``): the settings ConfigMap's source
-from facelabel/settings.py, and the workers' ScaledObject with db/backlog.py's query.
-
-``--check`` writes nothing and fails when a committed file differs from what this renders.
+from facelabel/settings.py, and the workers' ScaledObject with db/backlog.py's query
+(tests/test_k8s.py fails when the committed files differ from what this renders).
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import yaml
@@ -86,18 +84,6 @@ def rendered() -> dict[Path, str]:
     return {BASE / "settings.env": settings_env(), BASE / "scaledobject.yaml": scaled_object()}
 
 
-def main(argv: list[str]) -> int:
-    stale = []
-    for path, text in rendered().items():
-        if argv == ["--check"]:
-            if not path.exists() or path.read_text() != text:
-                stale.append(str(path.relative_to(ROOT)))
-        else:
-            path.write_text(text)
-    if stale:
-        print(f"out of date (run make k8s): {', '.join(stale)}", file=sys.stderr)
-    return 1 if stale else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    for path, text in rendered().items():
+        path.write_text(text)
