@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -14,18 +12,6 @@ import time
 from pathlib import Path
 
 REDIS_URL = os.environ.get("FACELABEL_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
-
-
-def finished_run(parser: argparse.ArgumentParser, work: str) -> tuple[dict, set[str]]:
-    """A finished ``crossval`` run's recipe and the folders it trained on, from its first fold
-    model; a usage error when ``work`` holds no run with out-of-fold predictions."""
-    from trainer.crossval import OOF
-
-    meta = Path(work) / "folds" / "fold0" / "model.json"
-    if not (Path(work) / OOF).exists() or not meta.exists():
-        parser.error(f"{work} is not a crossval run with out-of-fold predictions")
-    training = json.loads(meta.read_text())["training"]
-    return training["recipe"], {Path(spec).parent.name for spec in training["data"]["train"]}
 
 
 def aligned_folder(target: Path, count: int) -> Path:

@@ -63,7 +63,7 @@ def test_blazeface_finds_the_larger_faces_of_a_group_photo(tmp_path):
 def test_landmark_framing_puts_the_face_where_an_aligned_frame_has_it(tmp_path, detector, tolerance):
     """On a photo that is an aligned frame pasted at an offset and a scale, the landmark
     similarity finds the frame again, to a few percent of its width (BlazeFace's three
-    points are the coarsest: bench/fit_framing.py measures each)."""
+    points are the coarsest: research/fit_framing.py measures each)."""
     pasted = Image.new("RGB", (600, 500), (180, 190, 200))
     pasted.paste(Image.open(images.FACE).resize((267, 327)), (150, 80))  # ×1.5
     path = tmp_path / "one.jpg"
@@ -155,9 +155,9 @@ def test_each_detector_finds_the_face_of_real_photos(wild_photos, detector):
 
 @pytest.mark.parametrize("detector", NAMES)
 def test_each_detectors_framing_numbers_are_its_own(celeba_dir, detector):
-    """Re-fit on 150 aligned images (bench/fit_framing.py), the margins and template come
+    """Re-fit on 150 aligned images (research/fit_framing.py), the margins and template come
     out within a few hundredths (a few pixels) of what the backend carries."""
-    from bench.fit_framing import detections, fit
+    from research.fit_framing import detections, fit
 
     paths = sorted((celeba_dir / "aligned" / "images").glob("*.jpg"))[:150]
     margins, template = fit(*detections(detector, paths))

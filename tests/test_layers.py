@@ -1,5 +1,7 @@
 """The layers' arrows point one way: CLI → worker, trainer → db → core (facelabel/); the review
-app (facelabel/web) is a front on db and core that loads no model and sends no work."""
+app (facelabel/web) is a front on db and core that loads no model and sends no work. The research
+that chose the model (research/) stands beside them all: nothing in the product or its benchmarks
+imports it."""
 
 import ast
 from pathlib import Path
@@ -10,11 +12,24 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # For each layer, the top-level modules its code may never import (at any depth of the file).
 FORBIDDEN = {
-    "core": {"worker", "trainer", "db", "facelabel.cli", "facelabel.web"},
-    "web": {"worker", "trainer", "facelabel.cli", "celery", "tensorflow", "keras"},
-    "db": {"worker", "trainer", "facelabel.cli", "redis", "celery", "kombu", "tensorflow", "keras"},
-    "trainer": {"worker", "facelabel.cli", "celery"},
-    "worker": {"facelabel.cli"},
+    "core": {"worker", "trainer", "db", "facelabel.cli", "facelabel.web", "facelabel.watch", "research"},
+    "watch": {"trainer", "facelabel.cli", "facelabel.web", "research"},  # a front making jobs
+    "web": {"worker", "trainer", "facelabel.cli", "celery", "tensorflow", "keras", "research"},
+    "db": {
+        "worker",
+        "trainer",
+        "facelabel.cli",
+        "redis",
+        "celery",
+        "kombu",
+        "tensorflow",
+        "keras",
+        "research",
+    },
+    "trainer": {"worker", "facelabel.cli", "celery", "research"},
+    "worker": {"facelabel.cli", "research"},
+    "cli": {"research"},
+    "bench": {"research"},
 }
 # The one module allowed to call across: the Celery task that runs a training.
 ALLOWED = {("worker/tasks.py", "trainer")}
@@ -23,9 +38,9 @@ ALLOWED = {("worker/tasks.py", "trainer")}
 def _layer(path: Path) -> str | None:
     parts = path.relative_to(ROOT).parts
     if parts[0] == "facelabel":
-        if parts[1] == "web":
-            return "web"
-        return None if parts[1] in ("cli", "__main__.py") else "core"
+        if parts[1] in ("web", "watch"):
+            return parts[1]
+        return "cli" if parts[1] in ("cli", "__main__.py") else "core"
     return parts[0] if parts[0] in FORBIDDEN else None
 
 
@@ -64,10 +79,13 @@ def test_imports_point_down_the_layers():
         ("def f():\n    from facelabel.cli import main\n", "worker", "imports facelabel.cli"),
         ("from facelabel import cli\n", "core", "imports facelabel.cli"),
         ("import tensorflow\n", "web", "imports tensorflow"),
+        ("from research.paired import same_faces\n", "trainer", "imports research.paired"),
+        ("def f():\n    import research\n", "bench", "imports research"),
+        ("from research import card\n", "cli", "imports research"),
     ],
 )
 def test_the_rule_catches_an_upward_import(tmp_path, monkeypatch, source, layer, expected):
-    folder = {"core": "facelabel", "web": "facelabel/web"}.get(layer, layer)
+    folder = {"core": "facelabel", "web": "facelabel/web", "cli": "facelabel/cli"}.get(layer, layer)
     module = tmp_path / folder / "bad_module.py"
     module.parent.mkdir(parents=True)
     module.write_text(source)

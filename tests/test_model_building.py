@@ -39,7 +39,7 @@ def test_every_backbone_saves_and_reloads_in_safe_mode(backbone, tmp_path):
     weights = None
     if backbone == "facenet":  # built from its own file
         if not Path(FACENET_H5).is_file():
-            pytest.skip(f"no {FACENET_H5} (make test downloads it)")
+            pytest.skip(f"no {FACENET_H5} (make research downloads it)")
         weights = FACENET_H5
     model = build_model(backbone, input_size=96, weights=weights)
     assert model.output_shape == (None, len(ATTRIBUTES))

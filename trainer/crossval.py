@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from facelabel.artifact import ATTRIBUTES
-from facelabel.errors import FacelabelError
 from trainer.evaluate import best_thresholds, binary_metrics, f1_score, roc_auc
 from trainer.recipe import Recipe
 from trainer.records import RecordsError, read_manifest, record_files
@@ -83,27 +82,6 @@ def read_oof(work: str | Path) -> Scored:
     path = Path(work) / OOF
     lines = path.read_text().splitlines() if path.exists() else []
     return Scored.from_rows([json.loads(line) for line in lines])
-
-
-def same_faces(runs: list[Scored]) -> list[Scored]:
-    """The runs, each in the first run's row order. Every run must have scored the same faces in
-    the same folds."""
-    first = runs[0]
-    keys = list(zip(first.folder, first.image))
-    ordered = []
-    for run in runs:
-        row = {key: n for n, key in enumerate(zip(run.folder, run.image))}
-        if set(row) != set(keys):
-            raise FacelabelError("the runs scored different faces: were they built from the same records?")
-        order = [row[key] for key in keys]
-        if [run.fold[i] for i in order] != first.fold or (run.labels[order] != first.labels).any():
-            raise FacelabelError("the runs split the faces into different folds: compare runs of one split")
-        ordered.append(
-            Scored(
-                first.folder, first.fold, first.person, first.image, run.probabilities[order], first.labels
-            )
-        )
-    return ordered
 
 
 def fold_count(folders: list[str]) -> int:
@@ -171,31 +149,10 @@ def run(
     """Cross-validate, write ``crossval.json`` and ``oof.jsonl``, then (with ``final_model``) train
     the final model and write ``test.json``; returns the final model's directory. Finished folds
     are not retrained."""
-    import keras
-
-    from trainer.train import train
-
     work = Path(work)
     recipe = dataclasses.replace(recipe, fixed_epochs=True)
     folds = fold_count(folders + score_only)
-    done = set(read_oof(work).fold)
-    for fold in range(folds):
-        if fold in done:
-            continue
-        others = [
-            f"{d}/fold{j}" for d in folders for j in range(folds) if j != fold and _shards(d, f"fold{j}")
-        ]
-        directory = train(
-            recipe,
-            train_specs=others,
-            val_spec=f"{folders[0]}/fold{fold}",
-            model_dir=work / "folds",
-            name=f"fold{fold}",
-        )
-        scored = predict_split(_model(directory), folders + score_only, f"fold{fold}", fold, people)
-        with (work / OOF).open("a") as out:
-            out.writelines(json.dumps(r) + "\n" for r in scored.rows())
-        keras.backend.clear_session()
+    _train_folds(recipe, folders, score_only, people, work, folds)
     oof = read_oof(work)
     trained_on = np.isin(oof.folder, [Path(d).name for d in folders])
     # rounded as the shipped model stores them, so that every figure is at the shipped values
@@ -205,6 +162,8 @@ def run(
     (work / REPORT).write_text(json.dumps(report, indent=2) + "\n")
     if not final_model:
         return None
+
+    from trainer.train import train
 
     final = train(
         dataclasses.replace(recipe, steps_per_epoch=_fold_steps(work, folds, recipe.batch_size)),
@@ -223,6 +182,33 @@ def run(
         report["shipped_model"] = agreement(oof.where(~trained_on), shipped, thresholds)
         (work / REPORT).write_text(json.dumps(report, indent=2) + "\n")
     return final
+
+
+def _train_folds(
+    recipe: Recipe, folders: list[str], score_only: list[str], people: dict, work: Path, folds: int
+) -> None:
+    """Each fold not yet in ``oof.jsonl``: a model trained on the other folds predicts it, in
+    every folder, and its rows are appended."""
+    import keras
+
+    from trainer.train import train
+
+    done = set(read_oof(work).fold)
+    for fold in sorted(set(range(folds)) - done):
+        others = [
+            f"{d}/fold{j}" for d in folders for j in range(folds) if j != fold and _shards(d, f"fold{j}")
+        ]
+        directory = train(
+            recipe,
+            train_specs=others,
+            val_spec=f"{folders[0]}/fold{fold}",
+            model_dir=work / "folds",
+            name=f"fold{fold}",
+        )
+        scored = predict_split(_model(directory), folders + score_only, f"fold{fold}", fold, people)
+        with (work / OOF).open("a") as out:
+            out.writelines(json.dumps(r) + "\n" for r in scored.rows())
+        keras.backend.clear_session()
 
 
 def _fold_steps(work: Path, folds: int, batch_size: int) -> int:
@@ -339,51 +325,6 @@ def metrics(scored: Scored, thresholds: np.ndarray, rounds: int = ROUNDS, seed: 
     aucs = [m["auc"] for m in per if m["auc"] is not None]
     report["macro_auc"] = round(float(np.mean(aucs)), 4) if aucs else None
     return report
-
-
-def paired_difference(plain: Scored, other: Scored, trained_on, folds: int) -> list[float]:
-    """Mean and 95 % interval of (other − plain) pooled macro-F1 over person resamples; both list
-    the same faces in the same order."""
-    if (plain.folder, plain.image) != (other.folder, other.image):
-        raise ValueError("paired runs must list the same faces in the same order")
-    plain_guess, other_guess = (
-        (s.probabilities >= cross_fitted_thresholds(s, trained_on, folds))[trained_on].astype(int)
-        for s in (plain, other)
-    )
-    return guess_difference(
-        plain.labels[trained_on], plain_guess, other_guess, np.array(plain.person)[trained_on]
-    )
-
-
-def face_by_face(runs: dict[str, tuple[Scored, np.ndarray]], faces: dict[str, np.ndarray], folds: int):
-    """Two runs of the same faces in one row order, each at thresholds cross-fitted on its own
-    faces (``runs``: name → (run, fitted on)): per named set of ``faces``, each run's metrics,
-    and the second run's macro-F1 minus the first's over the same person draws."""
-    guesses, reports = [], {}
-    for name, (run, fitted_on) in runs.items():
-        thresholds = cross_fitted_thresholds(run, fitted_on, folds)
-        guesses.append((run.probabilities >= thresholds).astype(int))
-        reports[name] = {f: metrics(run.where(keep), thresholds[keep]) for f, keep in faces.items()}
-    first = next(iter(runs.values()))[0]
-    person = np.array(first.person)
-    differences = {
-        f: guess_difference(first.labels[keep], guesses[0][keep], guesses[1][keep], person[keep])
-        for f, keep in faces.items()
-    }
-    return reports, differences
-
-
-def guess_difference(labels, plain: np.ndarray, other: np.ndarray, person) -> list[float]:
-    """Mean and 95 % interval of (other − plain) macro-F1 of two sets of 0/1 guesses at the same
-    faces, over person resamples (the same draws for both)."""
-    differences = []
-    for weights in person_resamples(person):
-        f1 = [
-            np.mean([weighted_f1(labels[:, j], g[:, j], weights) for j in range(len(ATTRIBUTES))])
-            for g in (plain, other)
-        ]
-        differences.append(f1[1] - f1[0])
-    return [round(float(x), 4) for x in (np.mean(differences), *np.percentile(differences, [2.5, 97.5]))]
 
 
 def person_resamples(person, rounds: int = ROUNDS, seed: int = 0) -> list[np.ndarray]:

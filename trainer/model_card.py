@@ -1,12 +1,16 @@
-"""Write ``MODEL.md`` for a trained model from its ``model.json`` (numbers are never typed in).
+"""Write ``MODEL.md`` for a trained model from its ``model.json`` and its own reports (numbers are
+never typed in). With ``--research DIR`` (the experiments' reports, ``research/reports``) the card
+counts the recipes those folds rejected and links to the research page rendered from them.
 
-python -m trainer.model_card facelabel/models/default
+python -m trainer.model_card facelabel/models/default trainer/make_default_model.sh \\
+    --research research/reports
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
+import os
 from pathlib import Path
 
 from facelabel.artifact import ATTRIBUTES, load_artifact
@@ -31,17 +35,18 @@ DEFAULT_DETECTOR = Settings.model_fields["detector"].default
 DEFAULT_FRAMING = Settings.model_fields["face_framing"].default
 
 
-def render(directory: str | Path, commands: str) -> str:
+def render(directory: str | Path, commands: str, research: str | Path | None = None) -> str:
     meta = load_artifact(directory).meta
     report = Path(directory) / "report"
     crossval = report / "crossval.json"
+    page = _research_page(directory, research)
     if crossval.exists():
         cv, test = json.loads(crossval.read_text()), json.loads((report / "test.json").read_text())
+        rivals = _candidate_count(Path(research) / "candidates") if research else 0
         quality = [
             *_crossval_data_section(meta, cv, test),
-            *_estimate_section(cv, test, _candidate_count(report / "candidates")),
+            *_estimate_section(cv, test, rivals, page),
             *_carry_over_section(cv.get("shipped_model")),
-            *_repeats_section(report / "repeats", meta, cv),
         ]
         reference = cv["sets"][POOLED]
     else:
@@ -51,26 +56,46 @@ def render(directory: str | Path, commands: str) -> str:
         *_summary_section(meta),
         *quality,
         *_wild_section(report / "wild.json", reference),
-        *_screen_section(report / "screen.json"),
-        *_candidates_section(report / "candidates", meta, report / "throughput.json"),
-        *_ensemble_section(report, meta),
-        *_wild_training_section(report / "wild_training.json"),
-        *_paired_section(report / "paired"),
-        *_framing_section(Path(directory) / "report" / "framing.json"),
+        *_research_section(page),
         *_cost_section(Path(directory), report / "throughput.json"),
         *_training_section(meta["training"]),
-        "## Reproduce",
-        "",
-        "```",
-        commands.strip(),
-        "```",
-        "",
+        *reproduce_section(commands),
         "## License",
         "",
         LICENSE,
         "",
     ]
     return "\n".join(lines)
+
+
+def reproduce_section(commands: str) -> list[str]:
+    """The commands that made what the page shows, verbatim."""
+    return ["## Reproduce", "", "```", commands.strip(), "```", ""]
+
+
+RESEARCH_PAGE = Path("docs") / "research.md"  # beside research/, rendered by research/card.py
+
+
+def _research_page(directory: str | Path, research: str | Path | None) -> str | None:
+    """The research page's link from the card (research/reports → docs/research.md), if any."""
+    if research is None:
+        return None
+    return os.path.relpath(Path(research).resolve().parent.parent / RESEARCH_PAGE, Path(directory).resolve())
+
+
+def _research_section(page: str | None) -> list[str]:
+    if page is None:
+        return []
+    return [
+        "## How this recipe was chosen",
+        "",
+        f"[The research page]({page}) holds the experiments run beside this model by the same person "
+        "folds, each with the rule fixed before it: backbones screened on frozen features, the shipped "
+        "recipe run again with another seed (how far training noise alone moves these figures), the "
+        "recipes tried and rejected, an ensemble, training on the wild photos, recipe changes judged "
+        "face by face, and why the model trains on whole aligned images. `make research` reruns them.",
+        "",
+    ]
 
 
 def _summary_section(meta: dict) -> list[str]:
@@ -150,9 +175,10 @@ def _candidate_count(folder: Path) -> int:
     return sum(p.is_dir() for p in folder.iterdir()) if folder.is_dir() else 0
 
 
-def _estimate_section(cv: dict, test: dict, rivals: int) -> list[str]:
+def _estimate_section(cv: dict, test: dict, rivals: int, page: str | None) -> list[str]:
     """The cross-validated estimate, then the held-out test people, as tables; with ``rivals``
-    (recipes the same folds rejected), a word on what choosing by those folds does to the first."""
+    (recipes the same folds rejected, on the research ``page``), a word on what choosing by those
+    folds does to the first."""
     return [
         "## Quality on people the model has never seen",
         "",
@@ -161,12 +187,12 @@ def _estimate_section(cv: dict, test: dict, rivals: int) -> list[str]:
         "nothing), at thresholds chosen on the *other* folds' predictions. Intervals: 95 %, "
         "1,000 resamples of people (all of a person's faces together).",
         "",
-        *_quality_table(cv["sets"]),
+        *quality_table(cv["sets"]),
         "",
         f"**Held-out test** ({test['people']} people, set aside before anything was trained): the shipped "
         "model at its shipped thresholds (chosen on all out-of-fold predictions).",
         "",
-        *_quality_table(test["sets"]),
+        *quality_table(test["sets"]),
         "",
         f"The estimate for a new person is the first row, `{POOLED}` (every face of every training "
         "folder, pooled); per folder, `aligned` holds many faces of few people, so its interval is "
@@ -180,9 +206,10 @@ def _estimate_section(cv: dict, test: dict, rivals: int) -> list[str]:
         "understates the shipped model. Thresholds: the F1-best per attribute on every "
         "out-of-fold prediction."
         + (
-            f' This recipe was chosen over the {rivals} under "Tried and rejected" by these same '
-            "folds, so its cross-validated rows carry the luck that made it win; the held-out test "
-            "is the figure no choice looked at."
+            f" The cross-validation that estimates this recipe also chose it over the {rivals} recipes "
+            f'under "Tried and rejected" on [the research page]({page}), by these same folds, so its '
+            "cross-validated rows carry the luck that made it win; the held-out test is the figure no "
+            "choice looked at."
             if rivals
             else ""
         ),
@@ -218,53 +245,7 @@ def _carry_over_section(check: dict | None) -> list[str]:
     return [*lines, ""]
 
 
-def _repeats_section(folder: Path, meta: dict, cv: dict) -> list[str]:
-    """This recipe cross-validated again with other seeds (``report/repeats/NAME/``: their
-    ``crossval.json`` and a fold or final model's ``model.json``): how far training noise alone
-    moves the estimate."""
-    if not folder.is_dir():
-        return [
-            "**Run to run.** Not measured for this recipe: it has been cross-validated with one seed "
-            "only. The candidates below that differ only by their seed show how far training noise "
-            "alone moved another recipe's estimate.",
-            "",
-        ]
-    runs = [(meta["training"]["recipe"]["seed"], "this model's run", cv)]
-    for repeat in sorted(p for p in folder.iterdir() if p.is_dir()):
-        theirs = json.loads((repeat / "model.json").read_text())
-        recipe, ours = theirs["training"]["recipe"], meta["training"]["recipe"]
-        # a field newer than a run: None; a fold model's file serves (its epochs' length is the folds')
-        fields = (set(ours) | set(recipe)) - {"seed", "weights", "steps_per_epoch"}
-        if any(ours.get(k) != recipe.get(k) for k in fields) or any(theirs[k] != meta[k] for k in NETWORK):
-            raise ValueError(f"{repeat}: not this model's recipe and network with another seed")
-        runs.append((recipe["seed"], f"`{repeat.name}`", json.loads((repeat / "crossval.json").read_text())))
-    names = list(cv["sets"])
-    lines = [
-        "**Run to run.** The same recipe cross-validated again by the same folds with another seed "
-        "(initial head weights, shuffling, augmentation): a difference between recipes within the "
-        "spread of these rows is training noise, whatever the intervals over people say. Macro-F1 "
-        "per folder, and pooled F1 per attribute:",
-        "",
-        "| seed | run | "
-        + " | ".join(names)
-        + " | "
-        + " | ".join(f"{a} F1, pooled" for a in ATTRIBUTES)
-        + " |",
-        "|---|---|" + "---|" * (len(names) + len(ATTRIBUTES)),
-    ]
-    for seed, label, run in runs:
-        pooled = run["sets"][POOLED]["attributes"]
-        lines.append(
-            f"| {seed} | {label} | "
-            + " | ".join(str(run["sets"][n]["macro_f1"]) for n in names)
-            + " | "
-            + " | ".join(str(pooled[a]["f1"]) for a in ATTRIBUTES)
-            + " |"
-        )
-    return [*lines, ""]
-
-
-def _quality_table(sets: dict) -> list[str]:
+def quality_table(sets: dict) -> list[str]:
     lines = [
         "| faces of | faces | people | macro-F1 (95 % CI) | at 0.5 | "
         + " | ".join(f"{a} F1 (CI)" for a in ATTRIBUTES)
@@ -284,220 +265,7 @@ def _quality_table(sets: dict) -> list[str]:
     return lines
 
 
-def _screen_section(path: Path) -> list[str]:
-    """Backbones compared on frozen features (``bench/screen_backbones.py``), when measured."""
-    if not path.exists():
-        return []
-    screened = json.loads(path.read_text())
-    lines = [
-        "## Backbones screened",
-        "",
-        "Each backbone's pooled ImageNet features, frozen, under one logistic regression per "
-        "attribute, cross-validated by the same person folds (thresholds from the other folds; "
-        "the test people never read): `python bench/screen_backbones.py`. A screen, not the shipped "
-        "recipe (which fine-tunes the backbone): it says which backbones earn a full training.",
-        "",
-        "| backbone | faces of | macro-F1 (95 % CI) | macro AUC | "
-        + " | ".join(f"{a} F1" for a in ATTRIBUTES)
-        + " |",
-        "|---|---|---|---|" + "---|" * len(ATTRIBUTES),
-    ]
-    for backbone, report in screened.items():
-        for name, m in report["sets"].items():
-            ci = m["macro_f1_95"]
-            per = " | ".join(str(m["attributes"][a]["f1"]) for a in ATTRIBUTES)
-            lines.append(
-                f"| {backbone} | {name} | {m['macro_f1']} ({ci[0]}–{ci[1]}) | {m['macro_auc']} | {per} |"
-            )
-    pooled = {b: r["sets"][POOLED] for b, r in screened.items()}
-    best = max(pooled, key=lambda b: pooled[b]["macro_f1"])
-    others = ", ".join(f"{b} {m['macro_f1']}" for b, m in pooled.items() if b != best)
-    return lines + [
-        "",
-        f"Best on frozen features: {best} (pooled macro-F1 {pooled[best]['macro_f1']}, AUC "
-        f"{pooled[best]['macro_auc']}; {others}).",
-        "",
-    ]
-
-
-def _candidates_section(folder: Path, meta: dict, throughput: Path) -> list[str]:
-    """Recipes cross-validated by the same folds and not shipped (``report/candidates/NAME/``:
-    their ``crossval.json``, a fold or final model's ``model.json`` and, for another network,
-    ``bench/throughput.py --json`` figures; a candidate without them is this model's network
-    trained another way)."""
-    if not folder.is_dir():
-        return []
-    ours = json.loads((folder.parent / "crossval.json").read_text())["sets"]
-    own_speed = json.loads(throughput.read_text())["runtimes"] if throughput.exists() else {}
-    lines = ["## Tried and rejected", ""]
-    for candidate in sorted(p for p in folder.iterdir() if p.is_dir()):
-        cv = json.loads((candidate / "crossval.json").read_text())
-        theirs = json.loads((candidate / "model.json").read_text())
-        recipe = theirs["training"]["recipe"]
-        measured = _measured_run(candidate, theirs, meta)
-        frozen = f", frozen up to `{recipe['frozen_below']}`" if recipe.get("frozen_below") else ""
-        gains = ", ".join(
-            f"{name} {cv['sets'][name]['macro_f1'] - m['macro_f1']:+.3f}"
-            for name, m in ours.items()
-            if name in cv["sets"]
-        )
-        lines += [
-            f"**`{candidate.name}`**: backbone `{recipe['backbone']}` at {theirs['input_size']} px{frozen}, "
-            f"{recipe['epochs']} head + {recipe['fine_tune_epochs'] if recipe['fine_tune'] else 0} "
-            f"fine-tuning epochs at {recipe['fine_tune_lr']}, {_weights_kept(recipe)}"
-            f"{f', low-resolution augmentation ({_low_res(recipe)})' if recipe.get('low_res') else ''}"
-            f"{_loss(recipe)}, seed {recipe['seed']}; "
-            f"{_candidate_cost(candidate, measured, own_speed)}. "
-            "Cross-validated by the same folds and thresholds rule:",
-            "",
-            *_quality_table(cv["sets"]),
-            "",
-            f"Macro-F1 against this model's cross-validated rows: {gains}. Pooled 95 % intervals: "
-            f"{_range(cv['sets'][POOLED])} against {_range(ours[POOLED])}." + _slower(measured, own_speed),
-            "",
-        ]
-    return lines
-
-
-def _ensemble_section(report: Path, meta: dict) -> list[str]:
-    """Cross-validated runs averaged with no training (``bench/ensemble_oof.py --json
-    report/ensemble.json``): its rows, its gain over its best run against the rule it was judged
-    by, and the cost of running every member's network on each face."""
-    path = report / "ensemble.json"
-    if not path.exists():
-        return []
-    ensemble = json.loads(path.read_text())
-    speeds = []
-    for member in ensemble["members"]:
-        network = tuple(member[key] for key in NETWORK)
-        run = (
-            report / "throughput.json"
-            if network == _network(meta)
-            else _network_run(report / "candidates", network)
-        )
-        if run is None:
-            raise ValueError(f"{path}: no throughput.json measures the network of {member['work']}")
-        speeds.append(json.loads(run.read_text())["runtimes"])
-    own_run = json.loads((report / "throughput.json").read_text())
-    own = own_run["runtimes"]
-    both = ", ".join(
-        f"{runtime} {1 / sum(1 / s[runtime]['raw'] for s in speeds):.1f} (this model: {own[runtime]['raw']})"
-        for runtime in own
-        if all(runtime in s for s in speeds)
-    )
-    members = " and ".join(
-        f"`{m['work']}` ({m['backbone']} at {m['input_size']} px, seed {m['seed']}; macro-F1 in the run "
-        f"averaged: {', '.join(f'{value} {name}' for name, value in m['macro_f1'].items())})"
-        for m in ensemble["members"]
-    )
-    mean, low, high = ensemble["minus_best_member"]
-    verdict = "passes: it goes on to final models" if ensemble["passes"] else "fails: not shipped"
-    return [
-        "## Ensemble",
-        "",
-        f"The mean of the probabilities of {members}, cross-validated by the same folds: each face "
-        "scored by models that never saw its person, thresholds cross-fitted alike, no training "
-        "(`python bench/ensemble_oof.py`, in `make model`). A member's figure is its own in the run "
-        "averaged: training on CPU threads is not repeatable, so a rerun of a recipe, seed and all, "
-        "can score apart from that recipe's report elsewhere on this card.",
-        "",
-        *_quality_table(ensemble["sets"]),
-        "",
-        f"Pooled macro-F1 against its best member `{ensemble['best_member']}`: {mean:+.4f} (95 % {low:+.4f} "
-        f"to {high:+.4f}, people resampled, the same draws for both). The rule, fixed before it was scored: "
-        f"at least {ensemble['min_gain']:+.3f} with the interval above 0; it {verdict}. Cost: every "
-        f"member's network runs on each face, raw forward faces/s on {own_run['cpus']} CPU cores from "
-        f"the members' own runs: {both}.",
-        "",
-    ]
-
-
-def _wild_training_section(path: Path) -> list[str]:
-    """One recipe and seed trained on the wild photos or only scoring them (``bench/wild_training.py
-    --json report/wild_training.json``): both runs' rows, the differences face by face and the
-    verdict of the rule they were judged by."""
-    if not path.exists():
-        return []
-    check = json.loads(path.read_text())
-    runs = check["runs"]
-    table, differences = _face_by_face(check, "trained_minus_scored")
-    verdict = "passes: a model trained on them goes on to a final model" if check["passes"] else "fails"
-    return [
-        "## Trained on wild photos",
-        "",
-        f"The recipe with seed {check['seed']}, cross-validated twice by the same folds: `{runs['trained']}` "
-        f"trained on the wild photos' folds too, `{runs['scored']}` only scored them. Each run is scored at "
-        "the thresholds its own `crossval` ships, cross-fitted on the folders it trained on "
-        "(`python bench/wild_training.py`, in `make model`).",
-        "",
-        *table,
-        "",
-        f"Trained minus scored, face by face (people resampled, the same draws for both): {differences}. "
-        f"The rule, fixed before either run: the photos gain at least {check['min_gain']:+.3f} with the "
-        f"interval above 0 and the other faces lose no more than {check['max_loss']}; it {verdict}.",
-        "",
-    ]
-
-
-def _paired_section(folder: Path) -> list[str]:
-    """Each recipe change against a run of the recipe it changes, face by face (one ``bench/paired_runs.py
-    --json`` report per change in ``folder``): both runs' rows, the differences and the verdict of the
-    rule it was judged by."""
-    checks = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    if not checks:
-        return []
-    lines = [
-        "## Recipe changes judged face by face",
-        "",
-        "Each change against a run of the recipe it changes with the same seed, both cross-validated by the "
-        "same folds and scored at their own cross-fitted thresholds (`python bench/paired_runs.py`, in "
-        "`make model`).",
-        "",
-    ]
-    for path in checks:
-        check = json.loads(path.read_text())
-        runs = check["runs"]
-        change = ", ".join(f"{field} {old} → {new}" for field, (old, new) in check["change"].items())
-        table, differences = _face_by_face(check, "changed_minus_base")
-        verdict = "passes: it goes on to the shipped recipe" if check["passes"] else "fails: not adopted"
-        lines += [
-            f"### {change}",
-            "",
-            f"`{runs['changed']}` changes `{runs['base']}`.",
-            "",
-            *table,
-            "",
-            f"Changed minus base, face by face (people resampled, the same draws for both): {differences}. "
-            f"The rule, fixed before it ran: pooled macro-F1 at least {check['min_gain']:+.3f} with the "
-            f"interval above 0; it {verdict}.",
-            "",
-        ]
-    return lines
-
-
-def _face_by_face(check: dict, key: str) -> tuple[list[str], str]:
-    """A two-run check's table (each run's rows) and its differences (``check[key]``) in words."""
-    runs = check["runs"]
-    rows = {
-        f"`{runs[name]}`: {folder}": m for name, sets in check["sets"].items() for folder, m in sets.items()
-    }
-    differences = "; ".join(
-        f"{folder} {mean:+.4f} (95 % {low:+.4f} to {high:+.4f})"
-        for folder, (mean, low, high) in check[key].items()
-    )
-    return _quality_table(rows), differences
-
-
-def _weights_kept(recipe: dict) -> str:
-    ema = recipe.get("ema_momentum")
-    return (
-        f"each phase ending on the weights' moving average ({ema})"
-        if ema
-        else "ending on the last step's weights"
-    )
-
-
-def _low_res(recipe: dict) -> str:
+def low_res(recipe: dict) -> str:
     """What ``--low-res`` did to the training faces ("" without it)."""
     low, high = LOW_RES_SCALE
     return (
@@ -508,84 +276,11 @@ def _low_res(recipe: dict) -> str:
     )
 
 
-def _loss(recipe: dict) -> str:
-    """The loss's departures from weighted cross-entropy ("" with none), each after a comma."""
-    smoothing, gamma = recipe.get("label_smoothing"), recipe.get("focal_gamma")
-    return (f", label smoothing {smoothing}" if smoothing else "") + (
-        f", focal loss (gamma {gamma})" if gamma else ""
-    )
-
-
-def _candidate_cost(candidate: Path, measured: Path | None, own_speed: dict) -> str:
-    """Its size and speed: this model's network (``measured`` None), or a measured run of its
-    network, named when it is another candidate's."""
-    if measured is None:
-        return "this model's network, so its size and speed"
-    cost = json.loads(measured.read_text())
-    speeds = ", ".join(
-        f"{runtime} {r['raw']}"
-        + (f" (this model, in its own run: {own_speed[runtime]['raw']})" if runtime in own_speed else "")
-        for runtime, r in cost["runtimes"].items()
-    )
-    network = "" if measured.parent == candidate else f" (the network of `{measured.parent.name}`)"
-    return f"{cost['model_mb']} MB{network}; raw forward faces/s on {cost['cpus']} CPU cores: {speeds}"
-
-
-NETWORK = ("backbone", "alpha", "input_size")
-
-
-def _network(meta: dict) -> tuple:
-    return tuple(meta[key] for key in NETWORK)
-
-
-def _measured_run(candidate: Path, theirs: dict, meta: dict) -> Path | None:
-    """``bench/throughput.py --json`` figures for a candidate of another network than this
-    model's: its own, else those of another candidate with its network (None for this model's
-    network; ValueError without either)."""
-    if _network(theirs) == _network(meta):
-        return None
-    if (candidate / "throughput.json").exists():
-        return candidate / "throughput.json"
-    measured = _network_run(candidate.parent, _network(theirs))
-    if measured is None:
-        raise ValueError(f"{candidate}: another network than this model's needs a throughput.json")
-    return measured
-
-
-def _network_run(candidates: Path, network: tuple) -> Path | None:
-    """The ``throughput.json`` of the first candidate with ``network`` that has one."""
-    for other in sorted(p for p in candidates.iterdir() if (p / "throughput.json").exists()):
-        if _network(json.loads((other / "model.json").read_text())) == network:
-            return other / "throughput.json"
-    return None
-
-
-def _range(m: dict) -> str:
-    return f"{m['macro_f1_95'][0]}–{m['macro_f1_95'][1]}"
-
-
-def _slower(throughput: Path | None, own: dict) -> str:
-    if throughput is None:
-        return ""
-    cost = json.loads(throughput.read_text())
-    ratios = [_ratio(own[r]["raw"] / c["raw"]) + f" on {r}" for r, c in cost["runtimes"].items() if r in own]
-    if not ratios:
-        return ""
-    return (
-        f" Raw forward, against this model's own run: {', '.join(ratios)} (separate runs; this "
-        "machine's speed differs between days, so compare runs of one day)."
-    )
-
-
-def _ratio(slower: float) -> str:
-    return f"{slower:.1f} × slower" if slower >= 1 else f"{1 / slower:.1f} × faster"
-
-
 def _training_section(training: dict) -> list[str]:
     recipe = training["recipe"]
     augmentation = "mirror, random zoom 0.88–1.0, brightness/contrast/saturation jitter"
     if recipe.get("low_res"):
-        augmentation += f"; {_low_res(recipe)}"
+        augmentation += f"; {low_res(recipe)}"
     if recipe.get("frozen_below"):
         seen = (
             f"{recipe['backbone']} is frozen up to `{recipe['frozen_below']}`: its outputs for each "
@@ -714,44 +409,17 @@ def wild_table(runs: list[dict]) -> list[str]:
     return lines
 
 
-def _framing_section(path: Path) -> list[str]:
-    """The measured choice between training crops (``report/framing.json``), when present."""
-    if not path.exists():
-        return []
-    document = json.loads(path.read_text())
-    lines = ["## Why this framing", ""]
-    for comparison in document["comparisons"]:
-        lines += [
-            f"Trained alike on the CelebA sample's train images cropped two ways: {comparison['how']}. "
-            "Val: the val images cropped the same way as that model's training images; wild: "
-            "`python bench/wild.py`, face 0, at each model's own thresholds.",
-            "",
-            "| trained on | val macro-F1 | val AUC | wild macro-F1 | at 0.5 | wild AUC "
-            "| wild F1 per attribute |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for framing, m in comparison["framings"].items():
-            per = ", ".join(f"{a} {f1}" for a, f1 in m["wild_f1"].items())
-            lines.append(
-                f"| {framing} | {m['val_macro_f1']} | {m['val_macro_auc']} | {m['wild_macro_f1']} "
-                f"| {m['wild_macro_f1_at_0.5']} | {m['wild_macro_auc']} | {per} |"
-            )
-        aligned, detected = comparison["framings"]["aligned"], comparison["framings"]["detected"]
-        gain = {
-            k: detected[k] - aligned[k] for k in ("wild_macro_f1", "wild_macro_f1_at_0.5", "wild_macro_auc")
-        }
-        lines += [
-            "",
-            f"Detector crops instead of whole aligned images: wild macro-F1 {gain['wild_macro_f1']:+.3f} "
-            f"({gain['wild_macro_f1_at_0.5']:+.3f} at 0.5), wild AUC {gain['wild_macro_auc']:+.4f}.",
-            "",
-        ]
-    if document.get("conclusion"):
-        lines += [document["conclusion"], ""]
-    return lines
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("model", type=Path, help="The model's folder; MODEL.md is written there.")
+    parser.add_argument("commands", nargs="?", type=Path, help="The script that built it (its Reproduce).")
+    parser.add_argument("--research", type=Path, help="The reports of the experiments that chose its recipe.")
+    args = parser.parse_args(argv)
+    commands = args.commands.read_text() if args.commands else "make model"
+    (args.model / "MODEL.md").write_text(render(args.model, commands, args.research))
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1])
-    commands = Path(sys.argv[2]).read_text() if len(sys.argv) > 2 else "make model"
-    (target / "MODEL.md").write_text(render(target, commands))
+    main()

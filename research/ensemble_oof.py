@@ -7,8 +7,8 @@ ensemble's, and the pooled macro-F1 difference between the ensemble and its best
 rule fixed before the ensemble is scored (``--min-gain``: at least that much, the interval's lower
 end above 0).
 
-Usage: python bench/ensemble_oof.py --work build/model/cv-224-seed1 --work build/model/cv-160-seed0
-           [--score-only wild] [--min-gain 0.005] [--json build/model/ensemble.json]
+Usage: python research/ensemble_oof.py --work build/research/cv-224-seed1 --work build/research/cv-160-seed0
+           [--score-only wild] [--min-gain 0.005] [--json build/research/ensemble.json]
 """
 
 from __future__ import annotations
@@ -24,15 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from facelabel.artifact import ATTRIBUTES  # noqa: E402
 from facelabel.errors import FacelabelError  # noqa: E402
-from trainer.crossval import (  # noqa: E402
-    POOLED,
-    Scored,
-    crossval_report,
-    paired_difference,
-    read_oof,
-    same_faces,
-)
-from trainer.model_card import NETWORK  # noqa: E402
+from research.card import NETWORK  # noqa: E402
+from research.paired import paired_difference, same_faces  # noqa: E402
+from trainer.crossval import POOLED, Scored, crossval_report, read_oof  # noqa: E402
 
 
 def averaged(runs: list[Scored]) -> Scored:

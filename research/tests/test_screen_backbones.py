@@ -1,4 +1,4 @@
-"""bench/screen_backbones.py, which chooses the backbones that earn a full training, runs on
+"""research/screen_backbones.py, which chooses the backbones that earn a full training, runs on
 records built by ``facelabel data tfrecords`` and scores every fold face by the person folds."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 from tests import images
 from tests.helpers import invoke_ok as invoke
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+RESEARCH = Path(__file__).resolve().parents[1]
 
 
 def records(tmp_path: Path, name: str, seed: int) -> Path:
@@ -43,7 +43,7 @@ def test_a_ported_backbone_is_screened_on_every_fold_face_and_no_test_face(tmp_p
     run = subprocess.run(
         [
             sys.executable,
-            str(BENCH / "screen_backbones.py"),
+            str(RESEARCH / "screen_backbones.py"),
             "--records",
             str(trained),
             "--score-only",

@@ -3,8 +3,9 @@ fold model also predicts its held-out fold mirrored, the two probabilities are a
 the thresholds are cross-fitted as ``crossval`` fits them. Prints both reports and the pooled
 macro-F1 difference with a 95 % interval from resampling people (the same draws for both).
 
-Usage: python bench/flip_average.py --work build/model/cv --records build/model/records/aligned
-           --records build/model/records/aligned_89x109 --score-only build/model/records/wild
+Usage: python research/flip_average.py --work build/research/cv-160
+           --records build/research/records160/aligned --records build/research/records160/aligned_89x109
+           --score-only build/research/records160/wild
 """
 
 from __future__ import annotations
@@ -18,15 +19,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from facelabel.artifact import ATTRIBUTES  # noqa: E402
-from trainer.crossval import (  # noqa: E402
-    POOLED,
-    Scored,
-    _model,
-    crossval_report,
-    fold_count,
-    paired_difference,
-    read_oof,
-)
+from research.paired import paired_difference  # noqa: E402
+from trainer.crossval import POOLED, Scored, _model, crossval_report, fold_count, read_oof  # noqa: E402
 
 
 def mirrored(work: Path, oof: Scored, folders: list[str], folds: int) -> np.ndarray:

@@ -4,8 +4,8 @@ thresholds crossval scored it at (cross-fitted on the other folds) against the F
 fold's own best threshold. Folds that rank alike (AUC) but differ in mean probability are
 calibrated differently, which cross-fitted thresholds (and the shipped model's) pay for.
 
-Usage: python bench/fold_calibration.py --work build/model/cv [--work build/model/cv-seed1]
-           [--score-only wild]
+Usage: python research/fold_calibration.py --work build/research/cv-plain
+           [--work build/research/cv-plain-seed1] [--score-only wild]
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from trainer.evaluate import roc_auc
 from trainer.facenet_port import EMBEDDING, build_facenet, port, standardise
 
 H5 = os.environ.get("FACELABEL_TEST_FACENET_H5", "build/weights/facenet_keras.h5")
-pytestmark = pytest.mark.skipif(not Path(H5).is_file(), reason=f"no {H5} (make test downloads it)")
+pytestmark = pytest.mark.skipif(not Path(H5).is_file(), reason=f"no {H5} (make research downloads it)")
 
 
 @pytest.fixture(scope="module")

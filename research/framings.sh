@@ -2,8 +2,8 @@
 # Which crops to train on: the whole aligned CelebA images, or the detector's crop of them
 # (what a worker makes of a photo). Same backbone, recipe and seed; each model scored on val
 # cropped its own way and on the in-the-wild photos (bench/wild.py). About 50 minutes on 2
-# CPU cores. Adds the comparison to facelabel/models/default/report/framing.json, which the model card
-# shows (python -m trainer.model_card facelabel/models/default).
+# CPU cores. Adds the comparison to research/reports/framing.json, which docs/research.md shows
+# (python -m research.card, as research/run_experiments.sh ends).
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 CELEBA=${FACELABEL_CELEBA_DIR:-../shared/celeba-sample}
@@ -29,7 +29,7 @@ for framing in aligned detected; do
   FACELABEL_CELEBA_DIR="$CELEBA" FACELABEL_MODEL="$WORK/models-$framing/head-$framing" \
       $PY bench/wild.py --json "$WORK/wild-$framing.json"
 done
-$PY bench/compare_framings.py --out facelabel/models/default/report/framing.json \
-    --how "MobileNetV2 (torchvision port), frozen backbone, 3 head epochs at lr 1e-3, seed 0 (bench/framings.sh)" \
+$PY research/compare_framings.py --out research/reports/framing.json \
+    --how "MobileNetV2 (torchvision port), frozen backbone, 3 head epochs at lr 1e-3, seed 0 (research/framings.sh)" \
     --aligned "$WORK/models-aligned/head-aligned" "$WORK/wild-aligned.json" \
     --detected "$WORK/models-detected/head-detected" "$WORK/wild-detected.json"

@@ -8,8 +8,9 @@ for both runs), and whether they pass the rule fixed before the runs were scored
 least ``--min-gain`` with the interval's lower end above 0, and the other faces lose no more than
 ``--max-loss``.
 
-Usage: python bench/wild_training.py --scored build/model/cv-160-seed2 --trained build/model/cv-160-wild-seed2
-           [--folder wild] [--min-gain 0.025] [--max-loss 0.01] [--json build/model/wild_training.json]
+Usage: python research/wild_training.py --scored build/research/cv-160-seed2
+           --trained build/research/cv-160-wild-seed2
+           [--folder wild] [--min-gain 0.025] [--max-loss 0.01] [--json build/research/wild_training.json]
 """
 
 from __future__ import annotations
@@ -23,14 +24,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import finished_run  # noqa: E402
 from facelabel.artifact import ATTRIBUTES  # noqa: E402
 from facelabel.errors import FacelabelError  # noqa: E402
-from trainer.crossval import (  # noqa: E402
-    face_by_face,
-    read_oof,
-    same_faces,
-)
+from research.paired import face_by_face, finished_run, same_faces  # noqa: E402
+from trainer.crossval import read_oof  # noqa: E402
 
 
 def main() -> None:

@@ -5,8 +5,9 @@ macro-F1 difference, pooled and per folder, with 95 % intervals from resampling 
 draws for both), and whether it passes the rule fixed before the runs were scored: pooled
 macro-F1 gains at least ``--min-gain`` with the interval's lower end above 0.
 
-Usage: python bench/paired_runs.py --base build/model/cv-160-seed2 --changed build/model/cv-160-ls-seed2
-           [--score-only wild] [--min-gain 0.015] [--json build/model/paired/label_smoothing.json]
+Usage: python research/paired_runs.py --base build/research/cv-160-seed2
+           --changed build/research/cv-160-ls-seed2
+           [--score-only wild] [--min-gain 0.015] [--json build/research/paired/label_smoothing.json]
 """
 
 from __future__ import annotations
@@ -20,15 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import finished_run  # noqa: E402
 from facelabel.artifact import ATTRIBUTES  # noqa: E402
 from facelabel.errors import FacelabelError  # noqa: E402
-from trainer.crossval import (  # noqa: E402
-    POOLED,
-    face_by_face,
-    read_oof,
-    same_faces,
-)
+from research.paired import face_by_face, finished_run, same_faces  # noqa: E402
+from trainer.crossval import POOLED, read_oof  # noqa: E402
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from tests import images
 from tests.helpers import invoke_ok as invoke
 
 H5 = os.environ.get("FACELABEL_TEST_FACENET_H5", "build/weights/facenet_keras.h5")
-needs_facenet = pytest.mark.skipif(not Path(H5).is_file(), reason=f"no {H5} (make test downloads it)")
+needs_facenet = pytest.mark.skipif(not Path(H5).is_file(), reason=f"no {H5} (make research downloads it)")
 SIZE = 96  # the smallest round size FaceNet's valid convolutions take down to Mixed_7a
 
 

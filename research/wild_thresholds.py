@@ -4,8 +4,8 @@ Both are cross-fitted by fold on a finished ``crossval`` run's out-of-fold predi
 thresholds never come from its own fold), with no training. Prints the photos' macro-F1 each way,
 the thresholds each way, and the paired difference with a 95 % interval from resampling people.
 
-Usage: python bench/wild_thresholds.py --work build/model/cv-224-seed1 [--folder wild]
-           [--score-only wild] [--json build/model/wild_thresholds.json]
+Usage: python research/wild_thresholds.py --work build/research/cv-224-seed1 [--folder wild]
+           [--score-only wild] [--json build/research/wild_thresholds.json]
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from facelabel.artifact import ATTRIBUTES  # noqa: E402
-from trainer.crossval import cross_fitted_thresholds, guess_difference, metrics, read_oof  # noqa: E402
+from research.paired import guess_difference  # noqa: E402
+from trainer.crossval import cross_fitted_thresholds, metrics, read_oof  # noqa: E402
 from trainer.evaluate import best_thresholds  # noqa: E402
 
 

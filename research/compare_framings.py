@@ -2,7 +2,7 @@
 two models trained alike, one on whole aligned images and one on detector crops, each with
 its model.json (val metrics) and its ``bench/wild.py --json`` figures.
 
-    python bench/compare_framings.py --out framing.json --how "..." \\
+    python research/compare_framings.py --out framing.json --how "..." \\
         --aligned MODEL_DIR WILD_JSON --detected MODEL_DIR WILD_JSON [--conclusion "..."]
 """
 

@@ -4,7 +4,7 @@ points sit in the frame (the template). The numbers each backend in
 facelabel/vision/detectors/ carries come from this, and a held-out check (fit on the even
 images, score on the odd) says how far each framing lands from the true frame.
 
-Usage: FACELABEL_CELEBA_DIR=../shared/celeba-sample python bench/fit_framing.py --detector yunet
+Usage: FACELABEL_CELEBA_DIR=../shared/celeba-sample python research/fit_framing.py --detector yunet
            [--limit 2000]
 """
 
