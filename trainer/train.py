@@ -88,6 +88,30 @@ def _fit(
         loss=loss,
         metrics=[keras.metrics.AUC(multi_label=True, num_labels=len(ATTRIBUTES), name="auc")],
     )
+    callbacks = _callbacks(directory, phase, best, patience=patience, ema=ema)
+    started = time.perf_counter()
+    history = model.fit(
+        train, validation_data=val, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=2
+    )
+    seconds = time.perf_counter() - started
+    if patience is None:
+        model.save_weights(str(best))
+    model.load_weights(str(best))
+    info = {
+        "epochs": len(history.history.get("loss", [])),
+        "seconds": round(seconds, 1),
+        "history": history.history,
+    }
+    done.write_text(json.dumps(info, default=float))
+    return info
+
+
+def _callbacks(directory: Path, phase: str, best: Path, *, patience: int | None, ema: float | None) -> list:
+    """A phase's checkpoint for resuming and its CSV log; with ``ema``, the averaged weights
+    swapped in for validation; with ``patience``, val's best epoch kept, early stopping and a
+    learning rate lowered on plateaus."""
+    import keras
+
     callbacks = [
         keras.callbacks.BackupAndRestore(str(directory / f"{phase}.backup")),
         keras.callbacks.CSVLogger(str(directory / f"{phase}.history.csv"), append=True),
@@ -104,21 +128,7 @@ def _fit(
                 monitor="val_auc", mode="max", factor=0.3, patience=max(1, patience // 2)
             ),
         ]
-    started = time.perf_counter()
-    history = model.fit(
-        train, validation_data=val, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=2
-    )
-    seconds = time.perf_counter() - started
-    if patience is None:
-        model.save_weights(str(best))
-    model.load_weights(str(best))
-    info = {
-        "epochs": len(history.history.get("loss", [])),
-        "seconds": round(seconds, 1),
-        "history": history.history,
-    }
-    done.write_text(json.dumps(info, default=float))
-    return info
+    return callbacks
 
 
 HISTORY = "history.json"

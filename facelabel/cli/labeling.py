@@ -89,7 +89,6 @@ def label(settings, paths, aligned, model, batch_size):
     facelabel label ~/photos                # finds the faces in each photo
     facelabel label ~/crops --aligned       # each image is one aligned face
     """
-    from db.queries import job_counts
     from worker.labeling import label_chunk
     from worker.submit import ScanCounts, outermost, scan
 
@@ -132,7 +131,13 @@ def label(settings, paths, aligned, model, batch_size):
             sessions, job_id, counts = _submit(
                 settings, paths, aligned, batch_size, model, send, start, drain
             )
-    elapsed = time.perf_counter() - clock["start"]
+    _echo_summary(sessions, job_id, counts, time.perf_counter() - clock["start"])
+
+
+def _echo_summary(sessions, job_id: int, counts, elapsed: float) -> None:
+    """The finished job's counts and rate, and where to look next."""
+    from db.queries import job_counts
+
     with sessions() as session:
         totals = job_counts(session, job_id)
     click.echo(

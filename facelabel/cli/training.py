@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import click
 
+from facelabel.artifact import FRAMINGS
 from facelabel.cli.common import sessions_for
 from facelabel.quiet import load_tensorflow
+from trainer.recipe import Recipe
 
 
 @click.group()
@@ -92,7 +95,7 @@ def _ratios(value: str | None):
 )
 @click.option(
     "--framing",
-    type=click.Choice(["aligned", "detected"]),
+    type=click.Choice(FRAMINGS),
     default="aligned",
     show_default=True,
     help="aligned: the whole (already aligned) image; detected: the detector's largest face "
@@ -134,92 +137,86 @@ def tfrecords(
         )
 
 
+RECIPE_DEFAULTS = {field.name: field.default for field in dataclasses.fields(Recipe)}
+
+
+def recipe_option(field: str, *flags: str, **attrs):
+    """A Click option for the ``Recipe`` field ``field`` (``--field-name`` unless ``flags`` say
+    otherwise), defaulting to the field's own default: a flag for a boolean field."""
+    default = RECIPE_DEFAULTS[field]
+    if isinstance(default, bool):
+        attrs["is_flag"] = True
+    elif default is not None:
+        attrs.update(default=default, show_default=True)
+    return click.option(*(flags or ["--" + field.replace("_", "-")]), field, **attrs)
+
+
+RECIPE_OPTIONS = (
+    recipe_option("backbone", "--model", help="Backbone name."),
+    recipe_option("epochs", type=click.IntRange(min=1), help="Head epochs (frozen)."),
+    recipe_option("lr", type=float),
+    recipe_option("weights", help="imagenet, none, or a weights file."),
+    recipe_option("fine_tune", help="Then unfreeze the backbone (BatchNorm stays frozen)."),
+    recipe_option("fine_tune_epochs", type=click.IntRange(min=1)),
+    recipe_option("fine_tune_lr", type=float),
+    recipe_option(
+        "unfreeze_fraction",
+        "--unfreeze",
+        type=click.FloatRange(0, 1, min_open=True),
+        help="Top fraction of backbone layers to fine-tune.",
+    ),
+    recipe_option("alpha", type=float, help="Width of MobileNet backbones."),
+    recipe_option("batch_size", type=click.IntRange(min=1)),
+    recipe_option(
+        "positive_weight_cap",
+        type=click.FloatRange(min=1.0),
+        help="Cap on the per-attribute positive weight sqrt(neg/pos); 1 turns weighting off.",
+    ),
+    recipe_option("seed", type=int),
+    recipe_option(
+        "ema_momentum",
+        "--ema",
+        type=float,
+        metavar="MOMENTUM",
+        help="End each phase on the exponential moving average of the weights (e.g. 0.995).",
+    ),
+    recipe_option(
+        "low_res",
+        type=float,
+        metavar="P",
+        help="Shrink each training face with probability P and scale it back up, as faces from "
+        "low-resolution photos arrive (e.g. 0.5).",
+    ),
+    recipe_option(
+        "label_smoothing",
+        type=click.FloatRange(0, 1, max_open=True),
+        help="Pull every training target this far toward 0.5 (for noisy labels, e.g. 0.1).",
+    ),
+    recipe_option(
+        "focal_gamma",
+        type=float,
+        metavar="GAMMA",
+        help="Focal loss: scale each face's loss by (1 - p)**GAMMA, p its probability of the right "
+        "answer, so rare, hard faces weigh more (e.g. 2; 0 is plain cross-entropy).",
+    ),
+    recipe_option(
+        "frozen_below",
+        metavar="LAYER",
+        help="FaceNet: keep the layers up to LAYER (e.g. Mixed_7a) frozen and train the rest on "
+        "their outputs, computed once per image and cached beside the records.",
+    ),
+    recipe_option("float16", help="Store the weights at half precision."),
+)
+
+
 def recipe_options(command):
     """The options that make a ``Recipe`` (``train`` and ``crossval``)."""
-    options = [
-        click.option("--model", "backbone", default="mobilenet", show_default=True, help="Backbone name."),
-        click.option(
-            "--epochs",
-            type=click.IntRange(min=1),
-            default=40,
-            show_default=True,
-            help="Head epochs (frozen).",
-        ),
-        click.option("--lr", type=float, default=1e-4, show_default=True),
-        click.option(
-            "--weights", default="imagenet", show_default=True, help="imagenet, none, or a weights file."
-        ),
-        click.option(
-            "--fine-tune", is_flag=True, help="Then unfreeze the backbone (BatchNorm stays frozen)."
-        ),
-        click.option("--fine-tune-epochs", type=click.IntRange(min=1), default=10, show_default=True),
-        click.option("--fine-tune-lr", type=float, default=1e-5, show_default=True),
-        click.option(
-            "--unfreeze",
-            "unfreeze_fraction",
-            type=click.FloatRange(0, 1, min_open=True),
-            default=1.0,
-            show_default=True,
-            help="Top fraction of backbone layers to fine-tune.",
-        ),
-        click.option(
-            "--alpha", type=float, default=0.25, show_default=True, help="Width of MobileNet backbones."
-        ),
-        click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
-        click.option(
-            "--positive-weight-cap",
-            type=click.FloatRange(min=1.0),
-            default=10.0,
-            show_default=True,
-            help="Cap on the per-attribute positive weight sqrt(neg/pos); 1 turns weighting off.",
-        ),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option(
-            "--ema",
-            "ema_momentum",
-            type=float,
-            metavar="MOMENTUM",
-            help="End each phase on the exponential moving average of the weights (e.g. 0.995).",
-        ),
-        click.option(
-            "--low-res",
-            type=float,
-            metavar="P",
-            help="Shrink each training face with probability P and scale it back up, as faces from "
-            "low-resolution photos arrive (e.g. 0.5).",
-        ),
-        click.option(
-            "--label-smoothing",
-            type=click.FloatRange(0, 1, max_open=True),
-            default=0.0,
-            show_default=True,
-            help="Pull every training target this far toward 0.5 (for noisy labels, e.g. 0.1).",
-        ),
-        click.option(
-            "--focal-gamma",
-            type=float,
-            default=0.0,
-            show_default=True,
-            metavar="GAMMA",
-            help="Focal loss: scale each face's loss by (1 - p)**GAMMA, p its probability of the right "
-            "answer, so rare, hard faces weigh more (e.g. 2; 0 is plain cross-entropy).",
-        ),
-        click.option(
-            "--frozen-below",
-            metavar="LAYER",
-            help="FaceNet: keep the layers up to LAYER (e.g. Mixed_7a) frozen and train the rest on "
-            "their outputs, computed once per image and cached beside the records.",
-        ),
-        click.option("--float16", is_flag=True, help="Store the weights at half precision."),
-    ]
-    for option in reversed(options):
+    for option in reversed(RECIPE_OPTIONS):
         command = option(command)
     return command
 
 
-def _recipe(backbone, weights, **options):
-    from trainer.recipe import Recipe
-
+def _recipe(backbone, weights, **options) -> Recipe:
     return Recipe(backbone=backbone, weights=None if weights == "none" else weights, **options)
 
 
@@ -235,9 +232,8 @@ def _recipe(backbone, weights, **options):
 @click.option("--val-tfrecord", required=True, metavar="F")
 @click.option("--model-dir", type=click.Path(file_okay=False), required=True)
 @recipe_options
-@click.option(
-    "--fixed-epochs",
-    is_flag=True,
+@recipe_option(
+    "fixed_epochs",
     help="Run every epoch and keep the last weights: val picks no checkpoint, stops nothing, lowers no rate.",
 )
 @click.option("--name", help="Version name (default: backbone-size-timestamp).")
@@ -364,7 +360,7 @@ def evaluate(model_path, tfrecord, report):
     """
     load_tensorflow()
     from facelabel.artifact import load_artifact
-    from facelabel.vision.classifier import Classifier
+    from facelabel.vision.keras_classifier import Classifier
     from trainer.evaluate import evaluate_predictions, summary_markdown, write_report
     from trainer.records import read_manifest, record_files
     from trainer.train import load_history, predict
@@ -375,7 +371,7 @@ def evaluate(model_path, tfrecord, report):
     if size != artifact.input_size:
         raise click.ClickException(f"records hold {size}px crops; the model takes {artifact.input_size}px")
     probabilities, labels = predict(Classifier(artifact).model, files, size)
-    thresholds = [artifact.thresholds[a] for a in artifact.meta["attributes"]]
+    thresholds = [artifact.thresholds[a] for a in artifact.attributes]
     metrics = evaluate_predictions(probabilities, labels, thresholds)
     if report:
         write_report(metrics, probabilities, labels, report, load_history(artifact.directory))
