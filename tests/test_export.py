@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -307,6 +308,24 @@ def test_an_out_in_proc_is_one_line_naming_it(labelled, fmt):
     assert result.exit_code in (1, 2) and isinstance(result.exception, SystemExit)  # no traceback
     assert result.output.startswith("Error: ")
     assert result.output.endswith(": cannot write in /proc (not writable)\n")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+@pytest.mark.parametrize("command", [["query", "--format", "csv"], ["query"], ["stats"]], ids=" ".join)
+def test_a_stdout_that_cannot_be_written_is_one_line(labelled, command):
+    url, _, _ = labelled
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "facelabel", "--db", url, *command],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    assert (result.returncode, result.stderr) == (
+        1,
+        "Error: cannot write the output (No space left on device)\n",
+    )
 
 
 def test_xmp_needs_a_folder_and_the_others_a_file(labelled, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 from typing import Any, Iterable, Sequence
@@ -26,9 +27,22 @@ def format_option(default: str = "table"):
 
 def emit_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str) -> int:
     """Write ``rows`` (dicts keyed by ``columns``) to stdout as ``fmt``; returns the count."""
-    if fmt == "table":
-        return _emit_table(sys.stdout, rows, columns)
-    return write_rows(sys.stdout, rows, columns, fmt)
+    with _writing_stdout():
+        if fmt == "table":
+            return _emit_table(sys.stdout, rows, columns)
+        return write_rows(sys.stdout, rows, columns, fmt)
+
+
+@contextlib.contextmanager
+def _writing_stdout():
+    """A stdout that cannot be written (a full disk) is a one-line error; a reader that stops
+    (``| head``) is not: Click ends quietly on a broken pipe."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the output ({exc.strerror})") from None
 
 
 def _emit_table(out, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> int:
@@ -59,7 +73,8 @@ def emit_mapping(mapping: dict[str, Any], fmt: str) -> None:
     """A single record: ``key  value`` lines for tables, one object/row otherwise."""
     if fmt == "table":
         width = max(len(k) for k in mapping)
-        for key, value in mapping.items():
-            click.echo(f"{key.ljust(width)}  {shown(value)}")
+        with _writing_stdout():
+            for key, value in mapping.items():
+                click.echo(f"{key.ljust(width)}  {shown(value)}")
     else:
         emit_rows([mapping], list(mapping), fmt)
