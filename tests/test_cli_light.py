@@ -186,3 +186,17 @@ def test_a_worker_without_concurrency_runs_one_process_per_cpu_on_litert(runtime
 def test_a_big_cpu_machine_gets_a_few_processes_with_threads_each():
     """Not 64 processes, each with its own database connections."""
     assert default_processes(Settings(runtime="litert"), "label", cpus=64) == (8, 8)
+
+
+@pytest.mark.parametrize("command", ["train", "crossval"])
+def test_recipe_options_left_out_train_the_default_recipe(command):
+    """``train`` and ``crossval`` without recipe options train ``Recipe()``, the recipe
+    retraining falls back on: the options' defaults are the recipe's own."""
+    from facelabel.cli import training
+    from trainer.recipe import Recipe
+
+    click_command = getattr(training, command)
+    recipe_fields = {option.name for option in click_command.params} & set(training.RECIPE_DEFAULTS)
+    context = click_command.make_context(command, [], resilient_parsing=True)
+    given = {name: context.params[name] for name in recipe_fields}
+    assert training._recipe(**given) == Recipe()
