@@ -13,6 +13,7 @@ from db.upsert import insert_ignore
 from facelabel.artifact import ArtifactError, load_artifact
 from facelabel.clock import utcnow
 from facelabel.errors import FacelabelError
+from facelabel.estimate import crossval_estimate, gate_estimate
 
 
 def register_model(session: Session, path: str | os.PathLike) -> ModelVersion:
@@ -101,7 +102,8 @@ def rollback(session: Session) -> ModelVersion:
 
 
 def list_versions(session: Session) -> Iterator[dict[str, Any]]:
-    """Versions, newest first, with validation macro-F1 and the last gate decision about each."""
+    """Versions, newest first: the estimate for a new person (``facelabel.estimate``; None
+    without one) and the last gate that scored each against its champion."""
     runs = {
         run.challenger_id: run
         for run in session.scalars(
@@ -110,18 +112,19 @@ def list_versions(session: Session) -> Iterator[dict[str, Any]]:
     }
     for version in session.scalars(select(ModelVersion).order_by(ModelVersion.id.desc())):
         run = runs.get(version.id)
+        gate, champion = (run.challenger_metrics, run.champion_metrics) if run else (None, None)
+        estimate = crossval_estimate(version.path) or gate_estimate(gate) or {}
         yield {
             "id": version.id,
             "name": version.name,
             "active": int(version.is_active),
             "created": version.created_at,
             "backbone": version.backbone,
-            "val_macro_f1": (version.metrics.get("val") or {}).get("macro_f1"),
-            "gate_macro_f1": run.challenger_metrics.get("macro_f1")
-            if run and run.challenger_metrics
-            else None,
-            "champion_macro_f1": run.champion_metrics.get("macro_f1")
-            if run and run.champion_metrics
-            else None,
+            "input_size": version.input_size,
+            "new_person_macro_f1": estimate.get("macro_f1"),
+            "new_person_95": estimate.get("macro_f1_95"),
+            "new_person_from": estimate.get("from"),
+            "gate_macro_f1": gate.get("macro_f1") if gate else None,
+            "champion_macro_f1": champion.get("macro_f1") if champion else None,
             "decision": run.decision if run else None,
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -79,7 +80,7 @@ def test_promote_and_rollback(db_url, tmp_path):
     images.folder_of_images(tmp_path / "photos", 2)
     ok(db_url, "label", tmp_path / "photos", "--aligned")  # registers the bundled model
     other = tmp_path / "other-model"
-    shutil.copytree(BUNDLED_MODEL, other)
+    shutil.copytree(BUNDLED_MODEL, other, ignore=shutil.ignore_patterns("report"))  # no estimate of its own
     meta = json.loads((other / "model.json").read_text())
     meta["name"] = "other"
     (other / "model.json").write_text(json.dumps(meta))
@@ -95,7 +96,16 @@ def test_promote_and_rollback(db_url, tmp_path):
         ("other", 1),
         (bundled, 0),
     ]
-    assert versions[1]["val_macro_f1"] == meta["metrics"]["val"]["macro_f1"]
+    pooled = json.loads((BUNDLED_MODEL / "report" / "crossval.json").read_text())["sets"][
+        "all training folders"
+    ]
+    estimate = [(v["new_person_macro_f1"], v["new_person_95"]) for v in versions]
+    assert estimate == [(None, None), (pooled["macro_f1"], pooled["macro_f1_95"])]
+    assert versions[1]["new_person_from"] == (
+        f"3-fold cross-validation by person: {pooled['faces']:,} faces of {pooled['people']:,} people"
+    )
+    assert "val_macro_f1" not in versions[0]  # 424 faces of 18 people is no estimate for a new person
+    assert "new_person_macro_f1" in ok(db_url, "models", "list").splitlines()[0]
     assert "no model version named 'nope'" in run(db_url, "models", "promote", "nope").stderr
 
 
@@ -150,6 +160,38 @@ def test_the_trainer_leaves_a_cancelled_run_alone(db_url):
     assert retrain(sessions, Settings(db_url=db_url), run_id, lock=lock) == "cancelled"
     with sessions() as session:
         assert session.get(TrainingRun, run_id).decision == "cancelled by hand"
+
+
+def test_a_champion_trained_from_a_weights_file_not_here_fails_the_run_saying_so(
+    db_url, tmp_path, monkeypatch
+):
+    from db.engine import open_database
+    from db.models import TrainingRun
+    from db.training_runs import start_run
+    from facelabel.settings import Settings
+    from trainer.retrain import retrain
+
+    monkeypatch.chdir(tmp_path)  # where the bundled model's build/model/… weights file is not
+    settings = Settings(db_url=db_url, train_data=str(tmp_path / "celeba"), train_dir=tmp_path / "training")
+    sessions = open_database(db_url)
+    with sessions.begin() as session:
+        run_id = start_run(session, "cli").id
+
+    class Lease:
+        def release(self):
+            pass
+
+    assert retrain(sessions, settings, run_id, lock=Lease) == "failed"
+    weights = load_artifact(BUNDLED_MODEL).meta["training"]["recipe"]["weights"]
+    with sessions() as session:
+        decision = session.get(TrainingRun, run_id).decision
+    assert decision == (
+        f"failed: the champion {load_artifact(BUNDLED_MODEL).name} was trained from the weights file "
+        f"{weights}, which is not on this machine ({Path.cwd() / weights}): `python -m trainer.torch_port "
+        f"--pth FILE --out {weights}` ports it (as `make model` does), or set FACELABEL_TRAIN_RECIPE to "
+        "train another recipe"
+    )
+    assert not (tmp_path / "training" / f"run-{run_id}").exists()  # refused before any records were built
 
 
 def test_beat_scheduler_reads_new_schedules_without_a_restart(db_url, monkeypatch):

@@ -1,7 +1,9 @@
 """The retraining cycle end to end with real processes, Redis and PostgreSQL: a schedule fires
 through beat, a trainer worker trains on a tiny dataset plus a human correction, the gate
 promotes (and, with a stricter tolerance, rejects) as the stored metrics say, and a label
-worker that keeps running switches to the promoted version at its next chunk."""
+worker that keeps running switches to the promoted version at its next chunk. With identities
+the gate holds out whole people; without FACELABEL_TRAIN_RECIPE the challenger is of the
+champion's kind."""
 
 from __future__ import annotations
 
@@ -47,9 +49,20 @@ def gate_followed_the_metrics(run, versions, tolerance):
     return run["status"] == ("promoted" if new >= old - tolerance else "rejected")
 
 
+def people_of(records, split, identities):
+    from trainer.dataset import names_of
+    from trainer.records import record_files
+
+    return {identities[name] for name in names_of(record_files(records / split))}
+
+
 def test_schedule_trains_gate_decides_and_workers_switch(tmp_path, pg_url, redis_url):
     data = tmp_path / "celeba"
     images.synthetic_celeba(data, count=160)
+    identities = {f"{i + 1:06d}.jpg": str(i // 4) for i in range(160)}  # 40 people, 4 faces each
+    (data / "identity_CelebA.txt").write_text("".join(f"{n} {p}\n" for n, p in identities.items()))
+    unnamed = tmp_path / "celeba-without-identities"
+    images.synthetic_celeba(unnamed, count=96, seed=1)
     env = {
         "FACELABEL_DB_URL": pg_url,
         "FACELABEL_BROKER_URL": redis_url,
@@ -58,7 +71,16 @@ def test_schedule_trains_gate_decides_and_workers_switch(tmp_path, pg_url, redis
         "FACELABEL_TRAIN_DIR": str(tmp_path / "training"),
         "FACELABEL_TRAIN_SIZE": "64",
         "FACELABEL_TRAIN_FRAMING": "aligned",  # drawn pictures, not faces a detector finds
-        "FACELABEL_TRAIN_RECIPE": json.dumps({"weights": None, "epochs": 2, "lr": 1e-3, "batch_size": 16}),
+        "FACELABEL_TRAIN_RECIPE": json.dumps(
+            {
+                "backbone": "mobilenetv2",
+                "alpha": 0.35,
+                "weights": None,
+                "epochs": 2,
+                "lr": 1e-3,
+                "batch_size": 16,
+            }
+        ),
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     started = []
@@ -102,6 +124,17 @@ def test_schedule_trains_gate_decides_and_workers_switch(tmp_path, pg_url, redis
         versions = rows(env, "models", "list")
         assert gate_followed_the_metrics(scheduled, versions, 1.0)
         assert [v["name"] for v in versions if v["active"]] == [scheduled["challenger"]]
+        # the bundled champion held out people by the same seeded hash: neither trained on them
+        assert "people held out by person, whom neither model trained on" in scheduled["decision"]
+        records = tmp_path / "training" / f"run-{scheduled['id']}" / "data0"
+        held_out = people_of(records, "test", identities)
+        trained = set().union(*(people_of(records, f"fold{k}", identities) for k in range(8)))
+        assert held_out and trained and not held_out & trained
+        challenger = next(v for v in versions if v["name"] == scheduled["challenger"])
+        assert challenger["new_person_macro_f1"] == challenger["gate_macro_f1"]
+        low, high = challenger["new_person_95"]
+        assert low <= challenger["new_person_macro_f1"] <= high
+        assert challenger["new_person_from"].endswith(f"faces of {len(held_out)} people held out by person")
 
         second = tmp_path / "second"
         images.folder_of_images(second, 16, start_seed=100)
@@ -114,15 +147,38 @@ def test_schedule_trains_gate_decides_and_workers_switch(tmp_path, pg_url, redis
             in (tmp_path / "labeller.log").read_text()
         )
 
-        trainer.stop()  # the same trainer command, now asking a challenger to beat the champion by 1.0
-        start("trainer2", "-Q", "train", FACELABEL_PROMOTE_TOLERANCE="-1.0")
+        trainer.stop()  # now with no recipe and data without identities, asked to beat the champion by 1.0
+        defaults = {
+            k: v for k, v in env.items() if k not in ("FACELABEL_TRAIN_RECIPE", "FACELABEL_TRAIN_SIZE")
+        }
+        started.append(
+            WorkerProcess(
+                "trainer2",
+                {**defaults, "FACELABEL_TRAIN_DATA": str(unnamed), "FACELABEL_PROMOTE_TOLERANCE": "-1.0"},
+                tmp_path / "trainer2.log",
+                "-Q",
+                "train",
+            )
+        )
         out = facelabel(env, "retrain", "now", "--wait", timeout=600)
         assert "rejected" in out, out
         (manual,) = run_of(env, "cli")
         assert manual["status"] == "rejected" and manual["champion"] == scheduled["challenger"]
-        assert gate_followed_the_metrics(manual, rows(env, "models", "list"), -1.0)
-        active = [v["name"] for v in rows(env, "models", "list") if v["active"]]
-        assert active == [scheduled["challenger"]]  # the champion stays
+        assert f"split by image (no identity_CelebA.txt in {unnamed})" in manual["decision"]
+        versions = rows(env, "models", "list")
+        assert gate_followed_the_metrics(manual, versions, -1.0)
+        assert [v["name"] for v in versions if v["active"]] == [scheduled["challenger"]]  # the champion stays
+        rejected = next(v for v in versions if v["name"] == manual["challenger"])
+        assert rejected["new_person_macro_f1"] is None and rejected["gate_macro_f1"] is not None
+        # the champion's own recipe at its own input size, not Recipe()'s defaults
+        kind = [
+            load_artifact(tmp_path / "training" / "models" / r["challenger"]).meta
+            for r in (scheduled, manual)
+        ]
+        assert [(m["backbone"], m["input_size"], m["training"]["recipe"]["alpha"]) for m in kind] == [
+            ("mobilenetv2", 64, 0.35)
+        ] * 2
+        assert kind[1]["training"]["recipe"] == kind[0]["training"]["recipe"]
     finally:
         for process in started:
             process.stop()

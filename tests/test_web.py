@@ -4,6 +4,7 @@ corrections, the token and CSRF rules, images only from inside a job's roots."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -12,7 +13,7 @@ from PIL import Image
 from starlette.testclient import TestClient
 
 from facelabel.cli.common import sessions_for
-from facelabel.settings import Settings
+from facelabel.settings import BUNDLED_MODEL, Settings
 from facelabel.web.app import create_app
 from tests import images
 from tests.helpers import invoke_ok as invoke
@@ -180,6 +181,11 @@ def test_jobs_models_and_a_face_page(labelled, tmp_path):
     assert "60 done" in job or "59 done" in job
     models = web.get("/models")
     assert models.status_code == 200 and "mobilenetv2" in models.text
+    crossval = json.loads((BUNDLED_MODEL / "report" / "crossval.json").read_text())
+    pooled = crossval["sets"]["all training folders"]
+    low, high = pooled["macro_f1_95"]
+    assert "<th>new-person macro-F1 (95 %)</th>" in models.text and "val macro-F1" not in models.text
+    assert f"<td>{pooled['macro_f1']} ({low}–{high})</td><td>3-fold cross-validation by person" in models.text
     assert web.get("/face/999999").status_code == 404
     assert web.get("/review/nose").status_code == 404
     assert web.get("/jobs/1").headers["content-security-policy"].startswith("default-src 'self'")

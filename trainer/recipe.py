@@ -75,3 +75,24 @@ class Recipe:
         if unknown:
             raise RecipeError(f"{source}: unknown fields {', '.join(sorted(unknown))}")
         return cls(**fields)
+
+
+def recipe_of(meta: dict, name: str) -> Recipe:
+    """The recipe the model ``name`` was trained with (its model.json's ``training.recipe``), to
+    train another of its kind. A weights file it started from that is not on this machine is
+    refused, saying how to make it: starting from anything else would train another recipe."""
+    fields = (meta.get("training") or {}).get("recipe")
+    if not fields:
+        raise RecipeError(f"{name} records no training recipe in its model.json: set FACELABEL_TRAIN_RECIPE")
+    weights, backbone = fields.get("weights"), fields.get("backbone")
+    if weights not in (None, "imagenet") and not Path(weights).is_file():
+        how = (
+            f"`python -m {PORTED[backbone][0]} --pth FILE --out {weights}` ports it (as `make model` does)"
+            if backbone in PORTED
+            else "copy it there"
+        )
+        raise RecipeError(
+            f"{name} was trained from the weights file {weights}, which is not on this machine "
+            f"({Path(weights).absolute()}): {how}, or set FACELABEL_TRAIN_RECIPE to train another recipe"
+        )
+    return Recipe.from_fields(fields, f"{name}'s recipe in its model.json")

@@ -1,14 +1,19 @@
 """One retraining run (the ``facelabel.retrain`` task on queue ``train``):
 
-    configured CelebA-format folders ──▶ records (80/10/10 split by name hash: an image
-    human corrections ──▶ train records     keeps its split as the data grows)
-    ──▶ train the challenger (FACELABEL_TRAIN_RECIPE) ──▶ register it
+    configured CelebA-format folders ──▶ records (by person with identity_CelebA.txt, else
+    human corrections ──▶ train records     by image; a face keeps its split as data grows)
+    ──▶ train the challenger (FACELABEL_TRAIN_RECIPE, else the champion's own recipe and
+        input size) ──▶ register it
     ──▶ score challenger and champion on the same held-out (test) records
     ──▶ promote when challenger macro-F1 ≥ champion macro-F1 − FACELABEL_PROMOTE_TOLERANCE
 
+Split by person, the held-out people are the ones the champion's own training held out
+(the same seeded person hash), so the gate compares the two on people neither trained on,
+and the challenger's score is its estimate for a new person (``facelabel.estimate``).
+
 Only one run trains at a time: the caller passes a lock (the worker's Redis lease), and a
-run that finds it taken ends as "skipped". Every outcome (metrics of both, the decision) is
-stored on the run's row.
+run that finds it taken ends as "skipped". Every outcome (metrics of both, how the held-out
+faces were split, the decision) is stored on the run's row.
 """
 
 from __future__ import annotations
@@ -18,20 +23,25 @@ import logging
 from pathlib import Path
 from typing import Callable, Protocol
 
-import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import ATTRIBUTES, ModelVersion, TrainingRun
+from db.models import ModelVersion, TrainingRun
 from db.registry import activate, register_model, resolve_model
-from facelabel.artifact import ArtifactError, load_artifact
+from facelabel.artifact import ArtifactError
 from facelabel.clock import utcnow
 from facelabel.errors import FacelabelError
+from facelabel.estimate import BY_IMAGE
 from facelabel.settings import BUNDLED_MODEL, Settings
-from trainer.annotations import convert
 from trainer.corrections import write_correction_records
-from trainer.evaluate import evaluate_predictions
-from trainer.recipe import Recipe
-from trainer.records import build_records, record_files
+from trainer.held_out import (
+    DEFAULT_PEOPLE_HASH,
+    IDENTITIES,
+    FolderRecords,
+    folder_records,
+    held_out_people,
+    score,
+)
+from trainer.recipe import Recipe, recipe_of
 from trainer.train import train
 
 log = logging.getLogger(__name__)
@@ -61,6 +71,9 @@ def retrain(
     try:
         _update(sessions, run_id, status="running", started_at=_now())
         status, fields = _run(sessions, settings, run_id)
+    except FacelabelError as exc:  # configuration or data: the decision says what to change
+        log.warning("training run %d failed: %s", run_id, exc)
+        status, fields = "failed", {"decision": f"failed: {exc}"}
     except Exception as exc:
         log.exception("training run %d failed", run_id)
         status, fields = "failed", {"decision": f"failed: {type(exc).__name__}: {exc}"}
@@ -73,17 +86,20 @@ def retrain(
 def _run(sessions: sessionmaker[Session], settings: Settings, run_id: int) -> tuple[str, dict]:
     if not settings.train_data:
         raise RetrainError("FACELABEL_TRAIN_DATA names no training data folders")
-    recipe = Recipe.from_fields(settings.train_recipe, "FACELABEL_TRAIN_RECIPE")
+    with sessions.begin() as session:
+        champion = resolve_model(session, None, fallback=BUNDLED_MODEL)
+        name, meta, input_size = champion.name, champion.meta, champion.input_size
+    recipe, size = challenger_recipe(settings, name, meta, input_size)
     work = settings.train_dir / f"run-{run_id}"
-    sets = _data_records(settings, work)
-    train_specs = [str(r / "train") for r in sets]
+    people_hash = held_out_people(meta) or DEFAULT_PEOPLE_HASH
+    sets = [
+        folder_records(settings, folder, work / f"data{i}", size, people_hash)
+        for i, folder in enumerate(settings.train_data)
+    ]
+    train_specs = [spec for s in sets for spec in s.train]
     with sessions() as session:
         corrected = write_correction_records(
-            session,
-            work / "corrections",
-            size=settings.train_size,
-            framing=settings.train_framing,
-            settings=settings,
+            session, work / "corrections", size=size, framing=settings.train_framing, settings=settings
         )
     if corrected:
         train_specs.append(str(work / "corrections" / "train"))
@@ -92,49 +108,42 @@ def _run(sessions: sessionmaker[Session], settings: Settings, run_id: int) -> tu
     directory = train(
         recipe,
         train_specs=train_specs,
-        val_spec=str(sets[0] / "val"),
+        val_spec=sets[0].val,
         model_dir=settings.train_dir / "models",
         name=f"retrain-{run_id}-{_now():%Y%m%d-%H%M%S}",
     )
-    held_out = [f for r in sets for f in record_files(str(r / "test"))]
-    return _gate(sessions, settings, run_id, directory, held_out)
+    return _gate(sessions, settings, run_id, directory, (sets, size, people_hash))
 
 
-def _data_records(settings: Settings, work: Path) -> list[Path]:
-    """Records of every FACELABEL_TRAIN_DATA folder, split 80/10/10 by a hash of the name."""
-    work.mkdir(parents=True, exist_ok=True)
-    sets = []
-    for index, folder in enumerate(settings.train_data):
-        selection = work / f"data{index}.json"
-        convert(folder / "list_attr_celeba.txt", selection, mixed_num=10_000, seed=0)
-        images = next((folder / n for n in ("images", "img_align_celeba") if (folder / n).is_dir()), folder)
-        records = work / f"data{index}"
-        build_records(
-            selection,
-            images,
-            records,
-            ratios=(80, 10, 10),
-            size=settings.train_size,
-            framing=settings.train_framing,
-            stable=True,
-        )
-        sets.append(records)
-    return sets
+def challenger_recipe(settings: Settings, name: str, meta: dict, input_size: int) -> tuple[Recipe, int]:
+    """What the challenger trains and at which crop size: FACELABEL_TRAIN_RECIPE when set
+    (at FACELABEL_TRAIN_SIZE), else the champion's own recipe at its input size (or at
+    FACELABEL_TRAIN_SIZE when that is set), so that it can match what it must beat."""
+    if settings.train_recipe:
+        return Recipe.from_fields(settings.train_recipe, "FACELABEL_TRAIN_RECIPE"), settings.train_size
+    size = settings.train_size if "train_size" in settings.model_fields_set else input_size
+    return recipe_of(meta, f"the champion {name}"), size
 
 
 def _gate(
-    sessions: sessionmaker[Session], settings: Settings, run_id: int, directory: Path, held_out: list[str]
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    run_id: int,
+    directory: Path,
+    held_out: tuple[list[FolderRecords], int, tuple[int, int]],
 ) -> tuple[str, dict]:
-    """Register the challenger, score it and the champion on the same held-out records, and
-    promote it when it is no worse than the champion by more than the tolerance."""
-    challenger_metrics = score(directory, held_out, settings.train_size)
+    """Register the challenger, score it and the champion on the same held-out records (the
+    sets, their crop size, the person hash that held people out), and promote it when it is
+    no worse than the champion by more than the tolerance."""
+    sets, size, people_hash = held_out
+    challenger_metrics = score(directory, sets, size)
     with sessions.begin() as session:
         champion = resolve_model(session, None, fallback=BUNDLED_MODEL)
         challenger = register_model(session, directory)
-        champion_path, champion_name, champion_id = champion.path, champion.name, champion.id
-        _update_in(session, run_id, challenger_id=challenger.id, champion_id=champion_id)
+        champion_path, champion_name, champion_meta = champion.path, champion.name, champion.meta
+        _update_in(session, run_id, challenger_id=challenger.id, champion_id=champion.id)
     try:
-        champion_metrics = score(champion_path, held_out, settings.train_size)
+        champion_metrics = score(champion_path, sets, size)
     except (OSError, ArtifactError) as exc:
         champion_metrics = None
         log.warning("champion %s cannot be scored: %s", champion_name, exc)
@@ -144,7 +153,8 @@ def _gate(
     decision = (
         f"{'promoted' if promote else 'rejected'}: macro-F1 {new:.4f} vs champion {champion_name} "
         + (f"{old:.4f}" if old is not None else "(not scorable)")
-        + f" on {challenger_metrics['faces']} held-out faces, tolerance {settings.promote_tolerance}"
+        + f" on {_held_out(challenger_metrics, settings, sets, people_hash, champion_meta)}"
+        + f", tolerance {settings.promote_tolerance}"
     )
     if promote:
         with sessions.begin() as session:
@@ -157,28 +167,21 @@ def _gate(
     return ("promoted" if promote else "rejected"), fields
 
 
-def score(model_dir: str | Path, files: list[str], size: int) -> dict:
-    """Metrics of the model at ``model_dir`` (its own thresholds) on record crops of ``size``
-    px, resized to the model's input when it differs."""
-    import tensorflow as tf
-
-    from facelabel.vision.classifier import Classifier
-    from trainer.dataset import load
-
-    artifact = load_artifact(model_dir)
-    classifier = Classifier(artifact)
-    probabilities, labels = [], []
-    for images, batch_labels in load(files, size=size, batch_size=64, training=False):
-        if size != artifact.input_size:
-            images = tf.image.resize(images, (artifact.input_size, artifact.input_size))
-        pixels = tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8).numpy()
-        probabilities.append(classifier.predict(pixels))
-        labels.append(batch_labels.numpy())
-    return evaluate_predictions(
-        np.concatenate(probabilities),
-        np.concatenate(labels).astype(int),
-        [artifact.thresholds[a] for a in ATTRIBUTES],
-    )
+def _held_out(
+    metrics: dict, settings: Settings, sets: list[FolderRecords], people_hash, champion_meta
+) -> str:
+    """The gate's faces, said plainly: split by person or by image, and whether the champion
+    may have trained on them."""
+    if metrics["split"] == BY_IMAGE:
+        lacking = ", ".join(str(f) for f, s in zip(settings.train_data, sets) if s.people is None)
+        return (
+            f"{metrics['faces']} held-out faces split by image (no {IDENTITIES} in {lacking}), so the "
+            "same person can be in training and held out"
+        )
+    said = f"{metrics['faces']} faces of {metrics['people']} people held out by person"
+    if held_out_people(champion_meta) == people_hash:
+        return f"{said}, whom neither model trained on"
+    return f"{said}; the champion's training was not split by these people, so it may have trained on them"
 
 
 def _now() -> dt.datetime:

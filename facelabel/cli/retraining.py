@@ -12,8 +12,9 @@ from facelabel.cli.common import sessions_for
 from facelabel.cli.output import emit_rows, format_option
 
 MODEL_COLUMNS = (
-    "id", "name", "active", "created", "backbone",
-    "val_macro_f1", "gate_macro_f1", "champion_macro_f1", "decision",
+    "id", "name", "active", "created", "backbone", "input_size",
+    "new_person_macro_f1", "new_person_95", "new_person_from",
+    "gate_macro_f1", "champion_macro_f1", "decision",
 )  # fmt: skip
 RUN_COLUMNS = (
     "id",
@@ -38,7 +39,15 @@ def models():
 @format_option()
 @click.pass_obj
 def list_models(settings, fmt):
-    """Versions, newest first: validation and gate macro-F1, the gate's decision."""
+    """Versions, newest first, with each one's macro-F1 for a person it never saw.
+
+    \b
+    new_person_macro_f1, new_person_95: the estimate and its 95 % interval, from
+      cross-validation by person (the bundled model's card) or a retraining gate that held
+      out whole people; blank when neither measured it (new_person_from says which)
+    gate_macro_f1, champion_macro_f1: the last gate's scores of the version and its champion
+      on the same held-out faces (its decision says how they were split)
+    """
     from db.registry import list_versions
 
     with sessions_for(settings)() as session:
@@ -70,7 +79,22 @@ def rollback(settings):
 
 @click.group()
 def retrain():
-    """Retraining: now, on a schedule, and what ran."""
+    """Retraining: now, on a schedule, and what ran.
+
+    \b
+    A run trains a challenger on FACELABEL_TRAIN_DATA plus the human corrections, scores it
+    and the active model (the champion) on the same held-out faces, and promotes it unless it
+    is worse by more than FACELABEL_PROMOTE_TOLERANCE.
+    \b
+    What trains: FACELABEL_TRAIN_RECIPE when set (at FACELABEL_TRAIN_SIZE), else the
+    champion's own recipe at its input size, as its model.json records them. A weights file
+    that recipe started from must be on the trainer's machine; if it is not, the run fails
+    and its decision names the file and how to make it (nothing else is trained instead).
+    \b
+    Held-out faces: a data folder with CelebA's identity_CelebA.txt is split by person, the
+    same people held out as the champion's own training held out when it was split so; a
+    folder without one is split by image, and the run's decision says so.
+    """
 
 
 @retrain.command()
