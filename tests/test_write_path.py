@@ -1,0 +1,122 @@
+"""The statements a worker runs per chunk stay on indexes whatever the table statistics say.
+
+After a bulk load PostgreSQL has no statistics until autoanalyze catches up (this machine's
+server runs with autovacuum off, so never): it then guesses that an image id matches 0.5 % of
+``results``, and a chunk's update of 64 images planned a scan of the whole table, compiled by
+JIT for ~200 ms. Here the tables hold tens of thousands of rows loaded in bulk, never
+analysed, and every statement of the chunk path is explained with its own parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+
+from sqlalchemy import event, select
+
+from bench.control_plane import add_version, prefill
+from db.chunks import add_chunks, beat, claim_chunk, finish_chunk
+from db.engine import open_database
+from db.jobs import Face, Outcome, create_job, known_images, record_chunk, recorded_paths
+from db.models import Image, Result
+
+ROWS = 60_000  # enough that the old whole-table plan's cost passed jit_above_cost
+WATCHED = {"results", "images", "files", "job_items", "chunks"}
+
+
+@contextlib.contextmanager
+def explained(engine):
+    """Collect (statement, plan, the transaction's jit setting) for every statement run on
+    ``engine`` in the block, each explained with its parameters just before its transaction
+    ends, so what the transaction set for itself applies to its plans."""
+    plans, pending = [], []
+
+    def grab(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().split(None, 1)[0].upper() in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+            many = isinstance(parameters, (list, tuple))  # an executemany: its first row will do
+            pending.append((statement, parameters[0] if many else parameters))
+
+    def explain(conn):
+        cursor = conn.connection.driver_connection.cursor()  # the driver's: no events, no capture
+        jit = cursor.execute("SELECT current_setting('jit')").fetchone()[0]
+        for statement, parameters in pending:
+            cursor.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)
+            plans.append((statement, cursor.fetchone()[0][0], jit))
+        pending.clear()
+
+    listeners = [("before_cursor_execute", grab), ("commit", explain), ("rollback", explain)]
+    for name, listener in listeners:
+        event.listen(engine, name, listener)
+    try:
+        yield plans
+    finally:
+        for name, listener in listeners:
+            event.remove(engine, name, listener)
+
+
+def nodes(plan: dict):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from nodes(child)
+
+
+def chunk_outcomes(digests: list[str], tag: str) -> list[Outcome]:
+    face = Face(box=(0, 0, 32, 32), probabilities=(0.9, 0.1, 0.1, 0.1), labels=(True, False, False, False))
+    return [
+        Outcome(path=f"/new/{tag}/{i}.jpg", sha256=d, size_bytes=100, width=32, height=32, faces=(face,))
+        for i, d in enumerate(digests)
+    ]
+
+
+def label_like_a_worker(sessions, version_id: int, outcomes: list[Outcome]) -> None:
+    """What ``label_chunk`` does in the database for one ledger chunk of ``outcomes``."""
+    paths = [o.path for o in outcomes]
+    with sessions.begin() as session:
+        job_id = create_job(
+            session, roots=["/new"], options={"aligned": True}, model_version_id=version_id
+        ).id
+        (chunk_id,) = add_chunks(session, job_id, 0, [paths])
+    with sessions.begin() as session:
+        claim_chunk(session, chunk_id, "bench:1")
+    with sessions.begin() as session:
+        beat(session, chunk_id)
+    with sessions() as session:
+        known_images(session, version_id, "none", [o.sha256 for o in outcomes])
+        recorded_paths(session, job_id, paths)
+    with sessions.begin() as session:
+        record_chunk(session, job_id, version_id, "none", outcomes)
+        finish_chunk(session, chunk_id)
+
+
+def test_chunk_statements_use_indexes_and_no_jit_on_tables_without_statistics(pg_url):
+    sessions = open_database(pg_url)
+    old_version = prefill(sessions, ROWS)
+    with sessions.begin() as session:
+        newer = add_version(session, "newer").id
+        relabelled = list(session.scalars(select(Image.sha256).order_by(Image.id).limit(64)))
+    new_content = [hashlib.sha256(f"new {i}".encode()).hexdigest() for i in range(64)]
+    with explained(sessions.kw["bind"]) as plans:
+        label_like_a_worker(sessions, old_version, chunk_outcomes(new_content, "fresh"))
+        label_like_a_worker(sessions, newer, chunk_outcomes(relabelled, "relabel"))
+
+    scans, jit, touched = [], [], set()
+    for statement, plan, _ in plans:
+        for node in nodes(plan["Plan"]):
+            touched.add(node.get("Relation Name"))
+            if node["Node Type"] == "Seq Scan" and node.get("Relation Name") in WATCHED:
+                scans.append(f"{node['Relation Name']}: {statement}")
+        if "JIT" in plan:
+            jit.append(statement)
+    assert scans == []
+    assert jit == []
+    writes = {setting for statement, _, setting in plans if statement.startswith("INSERT INTO results")}
+    assert writes == {"off"}  # the chunk's transaction turned JIT off for itself
+    assert WATCHED <= touched
+    assert any(statement.startswith("UPDATE results") for statement, _, _ in plans)
+    with sessions() as session:  # the relabelled images show the newer version only
+        current = session.scalars(
+            select(Result.model_version_id)
+            .where(Result.is_current.is_(True), Result.image_id <= 64)
+            .distinct()
+        ).all()
+    assert current == [newer]
