@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuilds the bundled default model (facelabel/models/default) from ../shared with the project's own
-# commands: `make model`. About two hours on 2 CPU cores: the shipped recipe cross-validated by 3 folds
+# commands: `make model`. About 2 to 3 hours on 2 CPU cores: the shipped recipe cross-validated by 3 folds
 # (about 80 minutes), its final model, the benchmarks. The experiments that chose this recipe are
 # research/run_experiments.sh (`make research`).
 set -euo pipefail
