@@ -92,8 +92,9 @@ def _research_section(page: str | None) -> list[str]:
         f"[The research page]({page}) holds the experiments run beside this model by the same person "
         "folds, each with the rule fixed before it: backbones screened on frozen features, the shipped "
         "recipe run again with another seed (how far training noise alone moves these figures), the "
-        "recipes tried and rejected, an ensemble, training on the wild photos, recipe changes judged "
-        "face by face, and why the model trains on whole aligned images. `make research` reruns them.",
+        "recipes tried and rejected, an ensemble, thresholds of the wild photos' own, training on the "
+        "wild photos, recipe changes judged face by face, and why the model trains on whole aligned "
+        "images. `make research` reruns them.",
         "",
     ]
 
