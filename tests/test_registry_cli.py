@@ -194,6 +194,25 @@ def test_a_champion_trained_from_a_weights_file_not_here_fails_the_run_saying_so
     assert not (tmp_path / "training" / f"run-{run_id}").exists()  # refused before any records were built
 
 
+def test_the_gate_holds_out_whom_the_champion_held_out_or_says_it_cannot():
+    from trainer.held_out import held_out_people
+
+    bundled = load_artifact(BUNDLED_MODEL).meta
+    assert held_out_people(bundled) == (0, 10)  # the card's person folds: seed 0, 10 % of people held out
+    fold = next(iter(bundled["training"]["data"]["train"].values()))
+    corrections = {"source": "human corrections", "splits": {"train": {"images": 3}}}
+
+    def trained_on(**manifests):
+        return {"training": {"data": {"train": {f"records/{k}": m for k, m in manifests.items()}}}}
+
+    assert held_out_people(trained_on(fold0=fold, train=corrections)) == (0, 10)
+    assert held_out_people(trained_on(fold0=fold, test=fold)) is None  # it trained on the held-out people
+    by_name = {**fold, "split": {"ratios": [80, 10, 10], "by": "name hash"}}
+    assert held_out_people(trained_on(fold0=fold, train=by_name)) is None
+    other_seed = {**fold, "split": {**fold["split"], "seed": 1}}
+    assert held_out_people(trained_on(fold0=fold, fold1=other_seed)) is None
+
+
 def test_beat_scheduler_reads_new_schedules_without_a_restart(db_url, monkeypatch):
     from celery import Celery
 

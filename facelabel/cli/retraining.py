@@ -138,7 +138,8 @@ def now(settings, wait):
             if run.status not in ACTIVE:
                 break
         time.sleep(1)
-    click.echo(f"run {run_id}: {run.status}: {run.decision}")
+    said = run.decision or ""
+    click.echo(f"run {run_id}: {said if said.startswith(run.status) else f'{run.status}: {said}'}")
     if run.status in ("failed", "skipped"):
         raise SystemExit(1)
 
