@@ -10,7 +10,6 @@ from typing import Sequence
 
 from facelabel.errors import FacelabelError
 
-
 NOT_FOUND = "file not found"  # the reason recorded for a path with no file (it may come back)
 
 

@@ -57,8 +57,8 @@ def main(ctx: click.Context, db_url: str | None, verbose: bool) -> None:
     ctx.obj = settings.with_(db_url=db_url) if db_url else settings
 
 
-from facelabel.cli import labeling, predict, results, retraining, serving, training  # noqa: E402
+from facelabel.cli import labeling, predict, results, retraining, serving, training, watching  # noqa: E402
 
-for module in (labeling, results, training, predict, retraining, serving):
+for module in (labeling, results, training, predict, retraining, serving, watching):
     for command in module.COMMANDS:
         main.add_command(command)

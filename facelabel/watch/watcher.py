@@ -1,0 +1,276 @@
+"""The watch loop: events in, complete files grouped into jobs out, a catch-up scan on start,
+when a root comes back and every rescan interval. Roots that vanish are waited for; nothing
+is ever deleted or marked gone because a folder went away.
+
+One thread reads events, stats pending files and looks at the roots; one background thread
+does everything that touches the database (moves, jobs, scans), one piece at a time.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import queue
+import stat
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Iterator, Sequence
+
+from db.files import move_files
+from facelabel.confined import inside
+from facelabel.watch.arrivals import Arrivals, is_partial
+from facelabel.watch.catchup import Found, catch_up
+from facelabel.watch.events import WATCH_LIMIT, Event, Watches
+from facelabel.watch.labellers import Labeller
+from facelabel.watch.timing import CHECK, GROUP_QUIET, GROUP_WAIT, RESCAN, SETTLE, UNCLOSED
+
+JOB_FILES = 2000  # files in one job at most: a burst of thousands is a handful of jobs
+
+
+class Watcher:
+    """Label what arrives under ``roots`` through ``labeller`` until ``run``'s stop is set."""
+
+    def __init__(
+        self,
+        roots: Sequence[str],
+        labeller: Labeller,
+        *,
+        poll: float | None = None,
+        rescan: float = RESCAN,
+        say: Callable[[str], None] = print,
+    ):
+        self.roots = list(roots)
+        self.labeller, self.poll, self.rescan, self.say = labeller, poll, rescan, say
+        self.events: queue.Queue[Event] = queue.Queue()
+        self.arrivals = Arrivals()
+        self._ready: dict[str, float] = {}  # complete files waiting for a job, and since when
+        self._moves: list[Event] = []
+        self._scans: collections.deque[tuple[str, Iterator[Found]]] = collections.deque()
+        self._present: dict[str, tuple[int, int] | None] = {}
+        self._polled: set[str] = set()
+        self._work: Future | None = None
+        self._stepping: tuple[str, Iterator[Found]] | None = None  # the scan the work steps
+        self._idle_at = 0.0  # when the labeller last said it was busy
+        self.rescans = 0  # scans of a whole root finished
+
+    @property
+    def polled(self) -> set[str]:
+        """The roots watched by polling."""
+        return set(self._polled)
+
+    def run(self, stop: threading.Event) -> None:
+        self._watches = Watches(self.events, self.poll, self.say)
+        background = ThreadPoolExecutor(1, thread_name_prefix="watch-jobs")
+        try:
+            for root in self.roots:
+                self._look_at(root)
+            self.say(f"watching {', '.join(self.roots)}; new files are labelled as they arrive")
+            next_check = last_rescan = time.monotonic()
+            while not stop.is_set():
+                self._take_events(timeout=0.1)
+                now = time.monotonic()
+                if now >= next_check:
+                    next_check = now + CHECK
+                    for root in self.roots:
+                        self._look_at(root)
+                    for path in self.arrivals.ready(now):
+                        self._ready.setdefault(path, now)
+                if now >= last_rescan + self.rescan:
+                    last_rescan = now
+                    for root in self.roots:
+                        self._queue_scan(root)
+                self._dispatch(background, now)
+        finally:
+            self._watches.close()
+            background.shutdown(wait=True)
+            self._finish()
+
+    # -- events (this thread) -------------------------------------------------------------
+
+    def _take_events(self, timeout: float) -> None:
+        try:
+            event = self.events.get(timeout=timeout)
+        except queue.Empty:
+            return
+        while True:
+            self._on(event, time.monotonic())
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return
+
+    def _on(self, event: Event, now: float) -> None:
+        quiet = SETTLE if event.polled else UNCLOSED
+        if event.kind == "lost":  # the kernel's queue overflowed: events were dropped
+            self._queue_scan(self._root_of(event.source) or event.source)
+        elif event.kind == "limit":
+            self._poll_instead(self._root_of(event.source))
+        elif event.kind == "found":  # a scan met a file still being written
+            self.arrivals.changed(event.source, now, SETTLE)
+        elif event.kind == "scanned":
+            self.rescans += event.source in self.roots
+            self._scans = collections.deque(s for s in self._scans if s[0] != event.source)
+        elif event.kind == "scan":  # a folder moved: what was not labelled under it yet
+            self._queue_scan(event.source)
+        elif event.kind == "deleted":
+            self.arrivals.forget(event.source)
+        elif event.kind == "moved":
+            self._on_move(event, now)
+        elif event.directory:
+            if event.kind == "created":  # files written before its watch began have no events
+                self._queue_scan(event.source)
+        elif is_partial(event.source):
+            return
+        elif event.kind in ("created", "modified"):
+            self.arrivals.changed(event.source, now, quiet)
+        elif event.kind == "closed":
+            self.arrivals.closed(event.source, now, quiet)
+
+    def _on_move(self, event: Event, now: float) -> None:
+        source, destination = event.source, event.destination
+        if not destination or is_partial(destination):  # moved away, or under a partial name
+            self.arrivals.forget(source)
+            return
+        if event.directory:
+            self.arrivals.forget(source)
+            if source:
+                self._moves.append(event)  # paths recorded under it follow, then a scan
+            else:
+                self._queue_scan(destination)
+        elif self.arrivals.moved(source, destination):  # renamed while still being written
+            return
+        elif not source or is_partial(source):  # renamed into place once whole, or moved in
+            self.arrivals.closed(destination, now, SETTLE)
+        else:
+            self._moves.append(event)
+
+    # -- roots (this thread) --------------------------------------------------------------
+
+    def _look_at(self, root: str) -> None:
+        """Notice a root that went, came back or was replaced (a remount), and act on it."""
+        try:
+            info = os.stat(root)
+            identity = (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
+        except OSError:
+            identity = None
+        if root in self._present and identity == self._present[root]:
+            return
+        first = root not in self._present
+        before = self._present.get(root)
+        self._present[root] = identity
+        self._watches.unwatch(root)
+        self._polled.discard(root)
+        if identity is None:
+            self.arrivals.forget(root)
+            for path in [p for p in self._ready if inside(p, [root])]:
+                del self._ready[path]
+            if first:
+                self.say(f"{root}: not there yet; waiting for it")
+            else:
+                self.say(f"{root}: gone (unmounted or moved?); waiting for it, its results are kept")
+            return
+        if not first:
+            change = "is back" if before is None else "is another folder now (remounted?)"
+            self.say(f"{root}: {change}; catching up")
+        if self._watches.watch(root):
+            self._polled.add(root)
+        self._queue_scan(root)
+
+    def _poll_instead(self, root: str | None) -> None:
+        if root is None or root in self._polled or self._present.get(root) is None:
+            return
+        self.say(WATCH_LIMIT.format(root=root))
+        self._watches.unwatch(root)
+        self._watches.watch(root, poll=True)
+        self._polled.add(root)
+        self._queue_scan(root)  # the folders inotify missed
+
+    def _root_of(self, path: str) -> str | None:
+        return next((root for root in self.roots if inside(path, [root])), None)
+
+    def _queue_scan(self, folder: str) -> None:
+        if any(queued == folder for queued, _ in self._scans):
+            return
+        found = catch_up(
+            folder,
+            self.labeller.settled,
+            recent_seconds=SETTLE,
+            pending=lambda path: path in self.arrivals or path in self._ready,
+        )
+        self._scans.append((folder, found))
+
+    # -- jobs (the background thread) -----------------------------------------------------
+
+    def _dispatch(self, background: ThreadPoolExecutor, now: float) -> None:
+        """Hand the background thread its next piece of work once it is free: moves first,
+        then a job of new files when due, then a step of a scan."""
+        if self._work is not None:
+            if not self._work.done():
+                return
+            self._report(self._work)
+            self._work = None
+        if self._moves:
+            moves, self._moves = self._moves, []
+            self._work = background.submit(self._move, moves)
+        elif self._ready and self._due(now):
+            files = list(self._ready)[:JOB_FILES]
+            for path in files:
+                del self._ready[path]
+            self._work = background.submit(self.labeller.label, self.roots, files)
+        elif self._scans and self._labeller_idle(now):
+            self._stepping = self._scans[0]
+            self._work = background.submit(self._scan_step, *self._stepping)
+
+    def _labeller_idle(self, now: float) -> bool:
+        if now - self._idle_at < 1.0:  # asked within the second: busy still
+            return False
+        if self.labeller.idle():
+            return True
+        self._idle_at = now
+        return False
+
+    def _due(self, now: float) -> bool:
+        oldest, newest = next(iter(self._ready.values())), next(reversed(self._ready.values()))
+        return len(self._ready) >= JOB_FILES or now - newest >= GROUP_QUIET or now - oldest >= GROUP_WAIT
+
+    def _move(self, moves: list[Event]) -> str | None:
+        """Paths the database knows follow their files; moved files not labelled yet are."""
+        with self.labeller.sessions.begin() as session:
+            for event in moves:
+                move_files(session, event.source, event.destination)
+        files = [event.destination for event in moves if not event.directory]
+        for event in moves:
+            if event.directory:
+                self.events.put(Event("scan", event.destination))
+        outcomes = self.labeller.settled(files)
+        todo = [path for path in files if path not in outcomes and os.path.isfile(path)]
+        return self.labeller.label(self.roots, todo) if todo else None
+
+    def _scan_step(self, folder: str, found: Iterator[Found]) -> str | None:
+        """Label up to JOB_FILES more of a scan's files."""
+        todo: list[str] = []
+        for block in found:
+            todo += block.todo
+            for path in block.recent:
+                self.events.put(Event("found", path))
+            if len(todo) >= JOB_FILES:
+                break
+        else:
+            self.events.put(Event("scanned", folder))
+        return self.labeller.label(self.roots, todo) if todo else None
+
+    def _report(self, work: Future) -> None:
+        try:
+            line = work.result()
+        except Exception as exc:  # the database or the broker away: the next scan catches up
+            line = f"could not label this batch ({type(exc).__name__}: {exc}); the next rescan retries"
+            if self._stepping in self._scans:  # a scan that failed starts again next time
+                self._scans.remove(self._stepping)
+        if line:
+            self.say(line)
+        self._stepping = None
+
+    def _finish(self) -> None:
+        if self._work is not None:
+            self._report(self._work)
