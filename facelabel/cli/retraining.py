@@ -87,9 +87,10 @@ def retrain():
     is worse by more than FACELABEL_PROMOTE_TOLERANCE.
     \b
     What trains: FACELABEL_TRAIN_RECIPE when set (at FACELABEL_TRAIN_SIZE), else the
-    champion's own recipe at its input size, as its model.json records them. A weights file
-    that recipe started from must be on the trainer's machine; if it is not, the run fails
-    and its decision names the file and how to make it (nothing else is trained instead).
+    champion's own recipe at its input size (or at FACELABEL_TRAIN_SIZE, when that is set),
+    as its model.json records them. A weights file that recipe started from must be on the
+    trainer's machine; if it is not, the run fails and its decision names the file and how
+    to make it (nothing else is trained instead).
     \b
     Held-out faces: a data folder with CelebA's identity_CelebA.txt is split by person, the
     same people held out as the champion's own training held out when it was split so; a
