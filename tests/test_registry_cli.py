@@ -194,6 +194,18 @@ def test_a_champion_trained_from_a_weights_file_not_here_fails_the_run_saying_so
     assert not (tmp_path / "training" / f"run-{run_id}").exists()  # refused before any records were built
 
 
+def test_the_challenger_trains_the_champions_recipe_unless_the_settings_name_another():
+    from facelabel.settings import Settings
+    from trainer.recipe import Recipe
+    from trainer.retrain import challenger_recipe
+
+    meta = {"training": {"recipe": {"backbone": "mobilenetv2", "alpha": 0.35, "weights": None, "epochs": 3}}}
+    champions = Recipe(backbone="mobilenetv2", alpha=0.35, weights=None, epochs=3)
+    assert challenger_recipe(Settings(), "m", meta, 64) == (champions, 64)
+    assert challenger_recipe(Settings(train_size=96), "m", meta, 64) == (champions, 96)
+    assert challenger_recipe(Settings(train_recipe={"epochs": 1}), "m", meta, 64) == (Recipe(epochs=1), 160)
+
+
 def test_the_gate_holds_out_whom_the_champion_held_out_or_says_it_cannot():
     from trainer.held_out import held_out_people
 
