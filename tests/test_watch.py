@@ -31,7 +31,7 @@ from tests.helpers import wait_for
 
 
 @contextlib.contextmanager
-def watching(root: Path, url: str, *, poll: float | None = None, rescan: float = 300):
+def watching(root: Path, url: str, *, poll: float | None = None, rescan: float = 300, heartbeat=None):
     """A watcher labelling aligned faces under ``root`` in a thread; yields it and its lines."""
     settings = get_settings().with_(db_url=url)
     lines: list[str] = []
@@ -41,6 +41,7 @@ def watching(root: Path, url: str, *, poll: float | None = None, rescan: float =
         poll=poll,
         rescan=rescan,
         say=lines.append,
+        heartbeat=heartbeat,
     )
     stop = threading.Event()
     thread = threading.Thread(target=watcher.run, args=(stop,))
@@ -185,10 +186,13 @@ def test_the_root_removed_and_restored_keeps_its_results_and_labelling_resumes(t
 def test_polling_finds_files_without_events(tmp_path, sqlite_url):
     root = tmp_path / "photos"
     root.mkdir()
-    with watching(root, sqlite_url, poll=0.5) as (watcher, _):
+    heartbeat = tmp_path / "heartbeat"
+    with watching(root, sqlite_url, poll=0.5, heartbeat=heartbeat) as (watcher, _):
         assert watcher.polled == {str(root)}
         paths = images.folder_of_images(root / "new", 3)
         wait_for(lambda: labelled(sqlite_url, paths), 60, what="the polled files' results")
+        assert time.time() - heartbeat.stat().st_mtime < 15  # the container's healthcheck reads it
+    assert not heartbeat.exists()
 
 
 MOUNTINFO = """\

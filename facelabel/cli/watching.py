@@ -67,8 +67,10 @@ def watch(settings, paths, aligned, enqueue, poll, rescan):
 
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, on_signal)
-    watcher = Watcher(roots, labeller, poll=poll, rescan=rescan, say=lambda line: click.echo(line, err=True))
-    watcher.run(stop)
+    def say(line: str) -> None:
+        click.echo(line, err=True)
+
+    Watcher(roots, labeller, poll=poll, rescan=rescan, say=say, heartbeat=settings.heartbeat_file).run(stop)
 
 
 def _check_broker(settings) -> None:

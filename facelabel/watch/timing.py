@@ -7,3 +7,4 @@ UNCLOSED = 30.0  # on an inotify root, a file written to but never reported clos
 GROUP_QUIET = 0.5  # a job starts once no file has become ready for this long,
 GROUP_WAIT = 10.0  # or once its first file has waited this long
 CHECK = 0.5  # pending files and the roots are looked at this often
+HEARTBEAT = 10.0  # FACELABEL_HEARTBEAT_FILE is touched this often while the loop runs

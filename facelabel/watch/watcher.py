@@ -15,6 +15,7 @@ import stat
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from db.files import move_files
@@ -23,7 +24,7 @@ from facelabel.watch.arrivals import Arrivals, is_partial
 from facelabel.watch.catchup import Found, catch_up
 from facelabel.watch.events import WATCH_LIMIT, Event, Watches
 from facelabel.watch.labellers import Labeller
-from facelabel.watch.timing import CHECK, GROUP_QUIET, GROUP_WAIT, RESCAN, SETTLE, UNCLOSED
+from facelabel.watch.timing import CHECK, GROUP_QUIET, GROUP_WAIT, HEARTBEAT, RESCAN, SETTLE, UNCLOSED
 
 JOB_FILES = 2000  # files in one job at most: a burst of thousands is a handful of jobs
 
@@ -39,8 +40,10 @@ class Watcher:
         poll: float | None = None,
         rescan: float = RESCAN,
         say: Callable[[str], None] = print,
+        heartbeat: Path | None = None,
     ):
         self.roots = list(roots)
+        self.heartbeat = heartbeat  # touched while the loop runs (a container's healthcheck)
         self.labeller, self.poll, self.rescan, self.say = labeller, poll, rescan, say
         self.events: queue.Queue[Event] = queue.Queue()
         self.arrivals = Arrivals()
@@ -67,6 +70,7 @@ class Watcher:
                 self._look_at(root)
             self.say(f"watching {', '.join(self.roots)}; new files are labelled as they arrive")
             next_check = last_rescan = time.monotonic()
+            last_beat = -HEARTBEAT
             while not stop.is_set():
                 self._take_events(timeout=0.1)
                 now = time.monotonic()
@@ -76,12 +80,17 @@ class Watcher:
                         self._look_at(root)
                     for path in self.arrivals.ready(now):
                         self._ready.setdefault(path, now)
+                if self.heartbeat is not None and now >= last_beat + HEARTBEAT:
+                    last_beat = now
+                    self.heartbeat.touch()
                 if now >= last_rescan + self.rescan:
                     last_rescan = now
                     for root in self.roots:
                         self._queue_scan(root)
                 self._dispatch(background, now)
         finally:
+            if self.heartbeat is not None:
+                self.heartbeat.unlink(missing_ok=True)
             self._watches.close()
             background.shutdown(wait=True)
             self._finish()
