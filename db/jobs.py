@@ -15,8 +15,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 
 from db.models import ATTRIBUTES, File, Image, Job, JobItem, Result
+from db.upsert import among, insert_ignore
 from db.upsert import dialect_insert as _insert
-from db.upsert import insert_ignore
 from facelabel.clock import utcnow
 from facelabel.paths import path_bytes, stored_path
 
@@ -86,7 +86,7 @@ def known_images(session: Session, model_version_id: int, detector: str, digests
     labelled = exists().where(
         Result.image_id == Image.id, Result.model_version_id == model_version_id, Result.detector == detector
     )
-    rows = session.scalars(select(Image.sha256).where(Image.sha256.in_(digests), labelled))
+    rows = session.scalars(select(Image.sha256).where(among(session, Image.sha256, digests), labelled))
     return set(rows)
 
 
@@ -96,7 +96,7 @@ def recorded_paths(session: Session, job_id: int, paths: Sequence[str]) -> set[s
     rows = session.scalars(
         select(File.path)
         .join(JobItem, JobItem.file_id == File.id)
-        .where(JobItem.job_id == job_id, File.path.in_(stored))
+        .where(JobItem.job_id == job_id, among(session, File.path, stored))
     )
     return {stored[text] for text in rows}
 
@@ -127,7 +127,7 @@ def record_chunk(
         session.execute(
             select(Result.image_id, func.count())
             .where(
-                Result.image_id.in_(image_ids.values()),
+                among(session, Result.image_id, image_ids.values()),
                 Result.model_version_id == model_version_id,
                 Result.detector == detector,
             )
@@ -142,13 +142,10 @@ def _image_ids(session: Session, images: Sequence[Outcome], digests: set[str]) -
     """Image ids by digest (new content inserted), their rows locked for this transaction."""
     rows = [dict(sha256=o.sha256, size_bytes=o.size_bytes, width=o.width, height=o.height) for o in images]
     insert_ignore(session, Image, rows, ["sha256"])
-    image_ids = dict(session.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(digests))).all())
     # Writers of the same images take turns (rows locked in one order, so no deadlock): the
     # second one's current flags then see the first one's rows (PostgreSQL; SQLite has one writer).
-    session.execute(
-        select(Image.id).where(Image.id.in_(image_ids.values())).order_by(Image.id).with_for_update()
-    )
-    return image_ids
+    locked = select(Image.sha256, Image.id).where(among(session, Image.sha256, digests))
+    return dict(session.execute(locked.order_by(Image.id).with_for_update()).all())
 
 
 def _count_items(
@@ -242,28 +239,25 @@ def _of_images(session: Session, image_ids: set[int]):
 def _upsert_files(session: Session, outcomes: Sequence[Outcome], image_ids: dict[str, int]) -> dict[str, int]:
     """File ids by path; a readable file points at the content it holds now."""
     now = _now()
-    rows = [
-        {
-            "path": stored_path(o.path),
+    stored = {o.path: stored_path(o.path) for o in outcomes}
+    rows = {  # by path: one statement may not update a row twice
+        stored[o.path]: {
+            "path": stored[o.path],
             "raw_path": path_bytes(o.path),
             "image_id": image_ids.get(o.sha256),
             "read_at": now if o.sha256 else None,
         }
         for o in outcomes
-    ]
+    }
     insert = _insert(session, File)
-    session.connection().execute(
-        insert.on_conflict_do_update(
-            index_elements=["path"],
-            set_={
-                "image_id": func.coalesce(insert.excluded.image_id, File.image_id),
-                "read_at": func.coalesce(insert.excluded.read_at, File.read_at),
-            },
-        ),
-        rows,
+    upsert = insert.on_conflict_do_update(
+        index_elements=["path"],
+        set_={
+            "image_id": func.coalesce(insert.excluded.image_id, File.image_id),
+            "read_at": func.coalesce(insert.excluded.read_at, File.read_at),
+        },
     )
-    stored = {o.path: stored_path(o.path) for o in outcomes}
-    ids = dict(session.execute(select(File.path, File.id).where(File.path.in_(stored.values()))).all())
+    ids = dict(session.connection().execute(upsert.returning(File.path, File.id), list(rows.values())).all())
     return {path: ids[text] for path, text in stored.items()}
 
 

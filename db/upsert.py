@@ -1,9 +1,10 @@
-"""``INSERT … ON CONFLICT DO NOTHING`` for the two dialects facelabel runs on."""
+"""``INSERT … ON CONFLICT DO NOTHING`` and ``IN`` lists for the two dialects facelabel runs on."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
+from sqlalchemy import any_, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -29,3 +30,13 @@ def dialect_insert(session: Session, model: type):
     if insert is None:
         raise NotImplementedError(f"facelabel supports SQLite and PostgreSQL, not {dialect}")
     return insert(model.__table__)
+
+
+def among(session: Session, column, values: Iterable[Any]):
+    """``column IN values``; on PostgreSQL ``column = ANY(one array parameter)``: one
+    statement text whatever the number of values (one entry in the driver's and the server's
+    caches of prepared statements), and one parameter to bind instead of one per value."""
+    values = list(values)
+    if session.get_bind().dialect.name != "postgresql":
+        return column.in_(values)
+    return column == any_(bindparam(None, values, type_=postgresql.ARRAY(column.type)))
