@@ -1,10 +1,13 @@
-"""The statements a worker runs per chunk stay on indexes whatever the table statistics say.
+"""The statements a worker runs per chunk stay on indexes whatever the table statistics say,
+and whatever they were when a long-lived connection first ran them.
 
 After a bulk load PostgreSQL has no statistics until autoanalyze catches up (this machine's
 server runs with autovacuum off, so never): it then guesses that an image id matches 0.5 % of
 ``results``, and a chunk's update of 64 images planned a scan of the whole table, compiled by
-JIT for ~200 ms. Here the tables hold tens of thousands of rows loaded in bulk, never
-analysed, and every statement of the chunk path is explained with its own parameters.
+JIT for ~200 ms. And a statement the driver prepares may keep one generic plan, made while
+the tables were nearly empty, for the connection's life. Here one connection labels chunks
+on empty tables, then tens of thousands of rows are loaded in bulk and never analysed, and
+every statement of a chunk's path is explained with its own parameters.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 
 from bench.control_plane import add_version, prefill
 from db.chunks import add_chunks, beat, claim_chunk, finish_chunk
@@ -88,16 +91,25 @@ def label_like_a_worker(sessions, version_id: int, outcomes: list[Outcome]) -> N
         finish_chunk(session, chunk_id)
 
 
+def digests(tag: str) -> list[str]:
+    return [hashlib.sha256(f"{tag} {i}".encode()).hexdigest() for i in range(64)]
+
+
 def test_chunk_statements_use_indexes_and_no_jit_on_tables_without_statistics(pg_url):
     sessions = open_database(pg_url)
+    with sessions.begin() as session:
+        first = add_version(session, "first").id
+    for round_ in range(6):  # past the driver's threshold for preparing a statement
+        label_like_a_worker(sessions, first, chunk_outcomes(digests(f"early {round_}"), f"early{round_}"))
     old_version = prefill(sessions, ROWS)
     with sessions.begin() as session:
         newer = add_version(session, "newer").id
-        relabelled = list(session.scalars(select(Image.sha256).order_by(Image.id).limit(64)))
-    new_content = [hashlib.sha256(f"new {i}".encode()).hexdigest() for i in range(64)]
+    relabelled = digests("early 0")
     with explained(sessions.kw["bind"]) as plans:
-        label_like_a_worker(sessions, old_version, chunk_outcomes(new_content, "fresh"))
+        label_like_a_worker(sessions, old_version, chunk_outcomes(digests("fresh"), "fresh"))
         label_like_a_worker(sessions, newer, chunk_outcomes(relabelled, "relabel"))
+    with sessions() as session:  # the connection that ran every chunk
+        generic = session.scalar(text("SELECT coalesce(sum(generic_plans), 0) FROM pg_prepared_statements"))
 
     scans, jit, touched = [], [], set()
     for statement, plan, _ in plans:
@@ -113,10 +125,12 @@ def test_chunk_statements_use_indexes_and_no_jit_on_tables_without_statistics(pg
     assert writes == {"off"}  # the chunk's transaction turned JIT off for itself
     assert WATCHED <= touched
     assert any(statement.startswith("UPDATE results") for statement, _, _ in plans)
+    assert generic == 0  # each run was planned for the tables as they were then
     with sessions() as session:  # the relabelled images show the newer version only
         current = session.scalars(
             select(Result.model_version_id)
-            .where(Result.is_current.is_(True), Result.image_id <= 64)
+            .join(Image, Image.id == Result.image_id)
+            .where(Result.is_current.is_(True), Image.sha256.in_(relabelled))
             .distinct()
         ).all()
     assert current == [newer]
