@@ -15,11 +15,6 @@ from facelabel.errors import FacelabelError
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SCHEMA_REVISION = "0007"  # Alembic head; a test keeps the two equal
 MIGRATION_LOCK = 0x6661_6365  # PostgreSQL advisory lock key held while migrating
-# A statement the driver prepares (its fifth run on a connection) may get one generic plan,
-# costed on the table sizes of that moment and kept for the connection's life: made on a
-# near-empty table, a chunk's lookup of 64 digests stays a scan of the whole table however
-# large it grows (43 ms a chunk at 13k images). A custom plan sees the table as it is now.
-POSTGRESQL_OPTIONS = "-c plan_cache_mode=force_custom_plan"
 
 
 class DatabaseError(FacelabelError):
@@ -36,8 +31,9 @@ def make_engine(url: str) -> Engine:
             return engine
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        options = " ".join(filter(None, [parsed.query.get("options"), POSTGRESQL_OPTIONS]))
-        return create_engine(parsed, pool_pre_ping=True, connect_args={"options": options})
+        engine = create_engine(parsed, pool_pre_ping=True)
+        event.listen(engine, "connect", _postgresql_settings)
+        return engine
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise DatabaseError(f"unusable database URL {_masked(url)}: {exc}") from None
 
@@ -56,6 +52,18 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA case_sensitive_like=ON")  # --path globs match as on PostgreSQL
     cursor.close()
+
+
+def _postgresql_settings(dbapi_connection, _record) -> None:
+    """Plan every statement for the tables as they are now. A statement the driver prepares
+    (its fifth run on a connection) may get one generic plan, costed on the table sizes of
+    that moment and kept for the connection's life: made on a near-empty table, a chunk's
+    lookup of 64 digests stayed a scan of the whole table however large it grew (43 ms a
+    chunk at 13k images). Set after connecting, not as a startup option, which PgBouncer
+    refuses by default."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_custom_plan")
+    dbapi_connection.commit()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
