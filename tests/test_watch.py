@@ -175,7 +175,7 @@ def test_the_root_removed_and_restored_keeps_its_results_and_labelling_resumes(t
         assert labelled(sqlite_url, first)
         (tmp_path / "unmounted").rename(root)
         wait_for(lambda: any("is back" in line for line in lines), 10, what="the report of its return")
-        later = images.folder_of_images(root, 3, start_seed=5)
+        later = images.folder_of_images(tmp_path / "new", 3, start_seed=5)
         later = [p.rename(root / f"later_{p.name}") for p in later]
         wait_for(lambda: labelled(sqlite_url, later), 60, what="labelling to resume")
     recorded = items(sqlite_url)

@@ -39,20 +39,28 @@ def catch_up(
     elsewhere are left to the watcher that holds them."""
     found = scan([folder], ScanCounts())
     while block := list(islice(found, BLOCK)):
-        changed = {}
-        for path in block:
-            if is_partial(path) or pending(path):
-                continue
-            try:
-                changed[path] = os.stat(path)
-            except OSError:  # gone since the listing
-                continue
-        outcomes = settled(list(changed))
+        changed = unsettled([p for p in block if not is_partial(p) and not pending(p)], settled)
         now = time.time()
         todo, recent = [], []
         for path, info in changed.items():
-            when = outcomes.get(path)
-            if when is not None and when.timestamp() >= info.st_ctime:
-                continue
             (recent if now - info.st_mtime < recent_seconds else todo).append(path)
         yield Found(todo, recent)
+
+
+def unsettled(
+    paths: list[str], settled: Callable[[list[str]], dict[str, dt.datetime]]
+) -> dict[str, os.stat_result]:
+    """The files among ``paths`` changed since their standing outcome (or without one), with
+    their stat; files gone meanwhile are left out."""
+    changed = {}
+    for path in paths:
+        try:
+            changed[path] = os.stat(path)
+        except OSError:
+            continue
+    outcomes = settled(list(changed))
+    return {
+        path: info
+        for path, info in changed.items()
+        if path not in outcomes or outcomes[path].timestamp() < info.st_ctime
+    }

@@ -21,7 +21,7 @@ from typing import Callable, Iterator, Sequence
 from db.files import move_files
 from facelabel.confined import inside
 from facelabel.watch.arrivals import Arrivals, is_partial
-from facelabel.watch.catchup import Found, catch_up
+from facelabel.watch.catchup import BLOCK, Found, catch_up, unsettled
 from facelabel.watch.events import WATCH_LIMIT, Event, Watches
 from facelabel.watch.labellers import Labeller
 from facelabel.watch.timing import CHECK, GROUP_QUIET, GROUP_WAIT, HEARTBEAT, RESCAN, SETTLE, UNCLOSED
@@ -48,6 +48,7 @@ class Watcher:
         self.events: queue.Queue[Event] = queue.Queue()
         self.arrivals = Arrivals()
         self._ready: dict[str, float] = {}  # complete files waiting for a job, and since when
+        self._found: set[str] = set()  # of those, files a scan met: labelled meanwhile perhaps
         self._moves: list[Event] = []
         self._scans: collections.deque[tuple[str, Iterator[Found]]] = collections.deque()
         self._present: dict[str, tuple[int, int] | None] = {}
@@ -56,6 +57,7 @@ class Watcher:
         self._stepping: tuple[str, Iterator[Found]] | None = None  # the scan the work steps
         self._idle_at = 0.0  # when the labeller last said it was busy
         self.rescans = 0  # scans of a whole root finished
+        self._closed = False  # a file was reported closed since the last look
 
     @property
     def polled(self) -> set[str]:
@@ -74,8 +76,8 @@ class Watcher:
             while not stop.is_set():
                 self._take_events(timeout=0.1)
                 now = time.monotonic()
-                if now >= next_check:
-                    next_check = now + CHECK
+                if now >= next_check or self._closed:
+                    next_check, self._closed = now + CHECK, False
                     for root in self.roots:
                         self._look_at(root)
                     for path in self.arrivals.ready(now):
@@ -116,14 +118,16 @@ class Watcher:
         elif event.kind == "limit":
             self._poll_instead(self._root_of(event.source))
         elif event.kind == "found":  # a scan met a file still being written
-            self.arrivals.changed(event.source, now, SETTLE)
+            if event.source not in self.arrivals and event.source not in self._ready:  # else: events came
+                self.arrivals.changed(event.source, now, SETTLE)
+                self._found.add(event.source)
         elif event.kind == "scanned":
             self.rescans += event.source in self.roots
             self._scans = collections.deque(s for s in self._scans if s[0] != event.source)
         elif event.kind == "scan":  # a folder moved: what was not labelled under it yet
             self._queue_scan(event.source)
         elif event.kind == "deleted":
-            self.arrivals.forget(event.source)
+            self._drop(event.source)
         elif event.kind == "moved":
             self._on_move(event, now)
         elif event.directory:
@@ -135,24 +139,33 @@ class Watcher:
             self.arrivals.changed(event.source, now, quiet)
         elif event.kind == "closed":
             self.arrivals.closed(event.source, now, quiet)
+            self._closed = True  # complete now: no need to wait for the next look
 
     def _on_move(self, event: Event, now: float) -> None:
         source, destination = event.source, event.destination
-        if not destination or is_partial(destination):  # moved away, or under a partial name
-            self.arrivals.forget(source)
-            return
-        if event.directory:
-            self.arrivals.forget(source)
-            if source:
-                self._moves.append(event)  # paths recorded under it follow, then a scan
-            else:
-                self._queue_scan(destination)
+        if event.directory:  # its recorded paths follow it, then a scan of it
+            self._drop(source)
+            if destination:
+                self._moves.append(event)
+        elif not destination or is_partial(destination):  # moved away, or under a partial name
+            self._drop(source)
         elif self.arrivals.moved(source, destination):  # renamed while still being written
             return
-        elif not source or is_partial(source):  # renamed into place once whole, or moved in
+        elif source in self._ready:  # renamed while waiting for its job
+            del self._ready[source]
+            self._ready[destination] = now
+        elif not source or is_partial(source):  # moved in, or renamed into place once whole
             self.arrivals.closed(destination, now, SETTLE)
+            self._closed = True
         else:
             self._moves.append(event)
+
+    def _drop(self, path: str) -> None:
+        """Stop waiting for ``path`` and whatever is under it."""
+        self.arrivals.forget(path)
+        for waiting in [p for p in self._ready if inside(p, [path])]:
+            del self._ready[waiting]
+        self._found = {p for p in self._found if not inside(p, [path])}
 
     # -- roots (this thread) --------------------------------------------------------------
 
@@ -171,9 +184,7 @@ class Watcher:
         self._watches.unwatch(root)
         self._polled.discard(root)
         if identity is None:
-            self.arrivals.forget(root)
-            for path in [p for p in self._ready if inside(p, [root])]:
-                del self._ready[path]
+            self._drop(root)
             if first:
                 self.say(f"{root}: not there yet; waiting for it")
             else:
@@ -226,7 +237,9 @@ class Watcher:
             files = list(self._ready)[:JOB_FILES]
             for path in files:
                 del self._ready[path]
-            self._work = background.submit(self.labeller.label, self.roots, files)
+            found = self._found.intersection(files)
+            self._found -= found
+            self._work = background.submit(self._label, files, found)
         elif self._scans and self._labeller_idle(now):
             self._stepping = self._scans[0]
             self._work = background.submit(self._scan_step, *self._stepping)
@@ -243,17 +256,29 @@ class Watcher:
         oldest, newest = next(iter(self._ready.values())), next(reversed(self._ready.values()))
         return len(self._ready) >= JOB_FILES or now - newest >= GROUP_QUIET or now - oldest >= GROUP_WAIT
 
+    def _label(self, files: list[str], found: set[str]) -> str | None:
+        """One job of ``files``; those a scan ``found`` only if no job labelled them since."""
+        if found:
+            fresh = unsettled(list(found), self.labeller.settled)
+            files = [path for path in files if path not in found or path in fresh]
+        return self.labeller.label(self.roots, files) if files else None
+
     def _move(self, moves: list[Event]) -> str | None:
-        """Paths the database knows follow their files; moved files not labelled yet are."""
+        """Paths the database knows follow their files (a folder moved in from outside has
+        none); then what was not labelled yet under the new names is."""
         with self.labeller.sessions.begin() as session:
             for event in moves:
-                move_files(session, event.source, event.destination)
-        files = [event.destination for event in moves if not event.directory]
+                if event.source:
+                    move_files(session, event.source, event.destination)
         for event in moves:
             if event.directory:
                 self.events.put(Event("scan", event.destination))
-        outcomes = self.labeller.settled(files)
-        todo = [path for path in files if path not in outcomes and os.path.isfile(path)]
+        files = [event.destination for event in moves if not event.directory]
+        todo = []
+        for start in range(0, len(files), BLOCK):
+            block = files[start : start + BLOCK]
+            outcomes = self.labeller.settled(block)
+            todo += [path for path in block if path not in outcomes and os.path.isfile(path)]
         return self.labeller.label(self.roots, todo) if todo else None
 
     def _scan_step(self, folder: str, found: Iterator[Found]) -> str | None:
