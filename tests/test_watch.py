@@ -16,6 +16,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+import redis
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
@@ -331,3 +332,33 @@ def flat_memory(tmp_path: Path, url: str, files: int, folders: int) -> None:
             tracemalloc.stop()
     assert count(url, Job.id) == jobs  # rescans of a labelled tree send nothing
     assert late - early < 500_000, (early, late)
+
+
+NO_MODEL_PROBE = """
+import sys
+from click.testing import CliRunner
+from facelabel.cli import main
+from facelabel.cli.common import sessions_for
+from facelabel.settings import get_settings
+from facelabel.watch.labellers import SendToWorkers
+from facelabel.watch.watcher import Watcher
+db, folder, image = sys.argv[1:4]
+assert CliRunner().invoke(main, ["watch", "--help"]).exit_code == 0
+settings = get_settings().with_(db_url=db)
+print(SendToWorkers(sessions_for(settings), settings, aligned=True).label([folder], [image]))
+print("HEAVY:" + ",".join(sorted(m for m in ("tensorflow", "keras", "mtcnn") if m in sys.modules)))
+"""
+
+
+def test_watching_with_enqueue_loads_no_model(tmp_path, sqlite_url, redis_url):
+    (image,) = images.folder_of_images(tmp_path / "photos", 1)
+    result = subprocess.run(
+        [sys.executable, "-c", NO_MODEL_PROBE, sqlite_url, str(tmp_path / "photos"), str(image)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "FACELABEL_BROKER_URL": redis_url},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["job 1: 1 images queued", "HEAVY:"]
+    assert redis.Redis.from_url(redis_url).llen("label") == 1  # the chunk waits for a worker

@@ -67,8 +67,9 @@ def watch(settings, paths, aligned, enqueue, poll, rescan):
 
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, on_signal)
+
     def say(line: str) -> None:
-        click.echo(line, err=True)
+        click.echo(settings.redact(line), err=True)  # an error's text may carry a URL
 
     Watcher(roots, labeller, poll=poll, rescan=rescan, say=say, heartbeat=settings.heartbeat_file).run(stop)
 

@@ -3,6 +3,7 @@ to the workers through Redis (as ``facelabel enqueue`` does)."""
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
 import time
 from typing import Sequence
@@ -18,7 +19,7 @@ from facelabel.settings import BUNDLED_MODEL, Settings
 from worker.submit import submit_job
 
 
-class Labeller:
+class Labeller(abc.ABC):
     """Turns a watcher's batch of files into one job."""
 
     def __init__(self, sessions: sessionmaker[Session], settings: Settings, *, aligned: bool):
@@ -36,9 +37,9 @@ class Labeller:
         files a second time)."""
         return True
 
+    @abc.abstractmethod
     def label(self, roots: Sequence[str], files: Sequence[str]) -> str:
         """Make one job of ``files`` (under ``roots``); the line that reports it."""
-        raise NotImplementedError
 
     def _submit(self, roots, files, send) -> tuple[int, int]:
         job_id, counts = submit_job(
