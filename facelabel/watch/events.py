@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import logging
+import os
 import queue
 from typing import Callable
 
@@ -48,9 +49,10 @@ WATCH_LIMIT = (
 
 @dataclasses.dataclass(frozen=True)
 class Event:
-    """What the watcher needs of a watchdog event. ``kind``: created, modified, closed, moved,
-    deleted or lost; a move's ``source`` or ``destination`` is "" when it lies outside the
-    watch (moved in, or away)."""
+    """What the watcher needs to hear. ``kind``: created, modified, closed, moved, deleted or
+    lost (watchdog's events); limit (a folder past inotify's watch limit); found, scan or
+    scanned (from the watcher's own scans). A move's ``source`` or ``destination`` is "" when
+    it lies outside the watch (moved in, or away)."""
 
     kind: str
     source: str
@@ -76,7 +78,7 @@ class _Forward(FileSystemEventHandler):
 
 
 def _text(path: str | bytes) -> str:
-    return path.decode() if isinstance(path, bytes) else path
+    return os.fsdecode(path)  # watchdog's own log names folders in bytes
 
 
 class Watches:
