@@ -220,26 +220,30 @@ def test_network_fuse_and_overlay_filesystems_are_polled(tmp_path, path, polled)
     assert (polling_reason(path, str(tmp_path / "mountinfo")) is not None) == polled
 
 
-def watch_process(url: str, root: Path, *extra: str, env: dict | None = None, prefix=()) -> subprocess.Popen:
-    return subprocess.Popen(
-        [*prefix, sys.executable, "-m", "facelabel", "--db", url, "watch", str(root), "--aligned", *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
+def watch_process(url: str, root: Path, log: Path, *extra: str, env: dict, prefix=()) -> subprocess.Popen:
+    """``facelabel watch ROOT --aligned EXTRA`` in its own process, its output going to ``log``."""
+    with open(log, "w") as output:
+        return subprocess.Popen(
+            [
+                *prefix,
+                sys.executable,
+                "-m",
+                "facelabel",
+                "--db",
+                url,
+                "watch",
+                str(root),
+                "--aligned",
+                *extra,
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+        )
 
 
-def read_until(process: subprocess.Popen, text: str, seen: list[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if text in line:
-            return
-    raise AssertionError(f"no {text!r} in the watcher's output: {''.join(seen)}")
+def wait_for_line(log: Path, text: str, timeout: float = 60) -> None:
+    wait_for(lambda: text in log.read_text(), timeout, interval=0.2, what=f"{text!r} in {log.read_text()!r}")
 
 
 def test_files_added_while_the_watcher_is_stopped_are_labelled_after_it_restarts(tmp_path, sqlite_url):
@@ -268,29 +272,29 @@ def test_past_the_inotify_watch_limit_the_watcher_says_so_and_polls(
     root = tmp_path / "photos"
     for index in range(before):
         (root / f"d{index}").mkdir(parents=True)
-    seen: list[str] = []
+    log = tmp_path / "watch.log"
     process = watch_process(
         pg_url,
         root,
+        log,
         "--enqueue",
         env={"FACELABEL_BROKER_URL": redis_url},
         prefix=("unshare", "-U", "-r", "sh", "-c", limit),
     )
     try:
-        read_until(process, "watching", seen)
+        wait_for_line(log, "watching")
         for index in range(after):
             (root / f"new{index}").mkdir()
-        if not any("sysctl fs.inotify.max_user_watches" in line for line in seen):
-            read_until(process, "sysctl fs.inotify.max_user_watches", seen)
+        wait_for_line(log, "sysctl fs.inotify.max_user_watches")
         images.folder_of_images(root / f"d{before - 1}", 1)
-        read_until(process, "job 1: 1 images queued", seen, timeout=30)
+        wait_for_line(log, "job 1: 1 images queued", timeout=30)
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(60)
-    assert code == 0, "".join(seen) + process.stdout.read()
+    assert code == 0, log.read_text()
     with sessions_for(get_settings().with_(db_url=pg_url))() as session:
         assert session.scalar(select(Job.options)).get("paths") == [str(root)]
-    assert sum("sysctl" in line for line in seen) == 1  # one line, not one per folder
+    assert log.read_text().count("sysctl") == 1  # one line, not one per folder
 
 
 def test_bad_roots_are_one_line_errors(tmp_path, sqlite_url, monkeypatch):

@@ -50,8 +50,8 @@ WATCH_LIMIT = (
 @dataclasses.dataclass(frozen=True)
 class Event:
     """What the watcher needs to hear. ``kind``: created, modified, closed, moved, deleted or
-    lost (watchdog's events); limit (a folder past inotify's watch limit); found, scan or
-    scanned (from the watcher's own scans). A move's ``source`` or ``destination`` is "" when
+    lost (watchdog's events); limit (a folder past inotify's watch limit); found or scan
+    (from the watcher's own background work). A move's ``source`` or ``destination`` is "" when
     it lies outside the watch (moved in, or away)."""
 
     kind: str

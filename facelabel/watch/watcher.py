@@ -50,11 +50,13 @@ class Watcher:
         self._ready: dict[str, float] = {}  # complete files waiting for a job, and since when
         self._found: set[str] = set()  # of those, files a scan met: labelled meanwhile perhaps
         self._moves: list[Event] = []
-        self._scans: collections.deque[tuple[str, Iterator[Found]]] = collections.deque()
+        self._scans: collections.deque[str] = collections.deque()  # folders to scan, in turn
+        self._scanning: tuple[str, Iterator[Found]] | None = None  # the scan under way
+        self._scanned = False  # the background thread's last step finished the scan under way
+        self._stepping = False  # the work in hand is a step of that scan
         self._present: dict[str, tuple[int, int] | None] = {}
         self._polled: set[str] = set()
         self._work: Future | None = None
-        self._stepping: tuple[str, Iterator[Found]] | None = None  # the scan the work steps
         self._idle_at = 0.0  # when the labeller last said it was busy
         self.rescans = 0  # scans of a whole root finished
         self._closed = False  # a file was reported closed since the last look
@@ -121,9 +123,6 @@ class Watcher:
             if event.source not in self.arrivals and event.source not in self._ready:  # else: events came
                 self.arrivals.changed(event.source, now, SETTLE)
                 self._found.add(event.source)
-        elif event.kind == "scanned":
-            self.rescans += event.source in self.roots
-            self._scans = collections.deque(s for s in self._scans if s[0] != event.source)
         elif event.kind == "scan":  # a folder moved: what was not labelled under it yet
             self._queue_scan(event.source)
         elif event.kind == "deleted":
@@ -210,15 +209,9 @@ class Watcher:
         return next((root for root in self.roots if inside(path, [root])), None)
 
     def _queue_scan(self, folder: str) -> None:
-        if any(queued == folder for queued, _ in self._scans):
-            return
-        found = catch_up(
-            folder,
-            self.labeller.settled,
-            recent_seconds=SETTLE,
-            pending=lambda path: path in self.arrivals or path in self._ready,
-        )
-        self._scans.append((folder, found))
+        """Scan ``folder`` once the scans before it are done (one under way lists it again)."""
+        if folder not in self._scans:
+            self._scans.append(folder)
 
     # -- jobs (the background thread) -----------------------------------------------------
 
@@ -240,9 +233,18 @@ class Watcher:
             found = self._found.intersection(files)
             self._found -= found
             self._work = background.submit(self._label, files, found)
-        elif self._scans and self._labeller_idle(now):
-            self._stepping = self._scans[0]
-            self._work = background.submit(self._scan_step, *self._stepping)
+        elif (self._scanning or self._scans) and self._labeller_idle(now):
+            if self._scanning is None:
+                folder = self._scans.popleft()
+                self._scanning = (
+                    folder,
+                    catch_up(folder, self.labeller.settled, recent_seconds=SETTLE, pending=self._waiting),
+                )
+            self._work, self._stepping = background.submit(self._scan_step, self._scanning[1]), True
+
+    def _waiting(self, path: str) -> bool:
+        """``path`` is on its way to a job already."""
+        return path in self.arrivals or path in self._ready
 
     def _labeller_idle(self, now: float) -> bool:
         if now - self._idle_at < 1.0:  # asked within the second: busy still
@@ -281,8 +283,8 @@ class Watcher:
             todo += [path for path in block if path not in outcomes and os.path.isfile(path)]
         return self.labeller.label(self.roots, todo) if todo else None
 
-    def _scan_step(self, folder: str, found: Iterator[Found]) -> str | None:
-        """Label up to JOB_FILES more of a scan's files."""
+    def _scan_step(self, found: Iterator[Found]) -> str | None:
+        """Label up to JOB_FILES more of a scan's files (``_scanned`` once it is through)."""
         todo: list[str] = []
         for block in found:
             todo += block.todo
@@ -291,7 +293,7 @@ class Watcher:
             if len(todo) >= JOB_FILES:
                 break
         else:
-            self.events.put(Event("scanned", folder))
+            self._scanned = True
         return self.labeller.label(self.roots, todo) if todo else None
 
     def _report(self, work: Future) -> None:
@@ -299,11 +301,13 @@ class Watcher:
             line = work.result()
         except Exception as exc:  # the database or the broker away: the next scan catches up
             line = f"could not label this batch ({type(exc).__name__}: {exc}); the next rescan retries"
-            if self._stepping in self._scans:  # a scan that failed starts again next time
-                self._scans.remove(self._stepping)
+            self._scanned = self._stepping  # a scan that failed is given up: the next one retries
+        if self._scanned:
+            self.rescans += self._scanning[0] in self.roots
+            self._scanning, self._scanned = None, False
+        self._stepping = False
         if line:
             self.say(line)
-        self._stepping = None
 
     def _finish(self) -> None:
         if self._work is not None:
