@@ -33,9 +33,6 @@ class Arrivals:
     def __init__(self) -> None:
         self._pending: dict[str, _Seen] = {}
 
-    def __len__(self) -> int:
-        return len(self._pending)
-
     def __contains__(self, path: str) -> bool:
         return path in self._pending
 
