@@ -9,6 +9,7 @@ from facelabel.artifact import ATTRIBUTES
 from trainer.recipe import LOW_RES_SCALE
 
 AUTOTUNE = tf.data.AUTOTUNE
+PARALLEL_READS = AUTOTUNE  # shards read at once while training; their records interleave
 
 
 def _parse(size: int):
@@ -59,9 +60,11 @@ def load(
     seed: int = 0,
     low_res: float | None = None,
 ) -> tf.data.Dataset:
-    """Batches of (float32 pixels 0–255, float32 labels); ``training`` shuffles and augments
-    (``low_res``: see ``augment``)."""
-    dataset = tf.data.TFRecordDataset(files, num_parallel_reads=AUTOTUNE)
+    """Batches of (float32 pixels 0–255, float32 labels); ``training`` reads the shards in
+    parallel, shuffles and augments (``low_res``: see ``augment``); otherwise the batches hold
+    the records in record order, row for row with ``names_of`` and ``labels_of``."""
+    reads = PARALLEL_READS if training else None
+    dataset = tf.data.TFRecordDataset(files, num_parallel_reads=reads)
     dataset = dataset.map(_parse(size), num_parallel_calls=AUTOTUNE).cache()
     if training:
         dataset = dataset.shuffle(20_000, seed=seed, reshuffle_each_iteration=True)
