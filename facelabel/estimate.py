@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 CROSSVAL_REPORT = Path("report") / "crossval.json"
-POOLED = "all training folders"  # crossval.json's set that estimates a new person
+POOLED = "all training folders"  # crossval.json's set for a new person: every training folder's faces
 BY_PERSON = "by person"  # a gate's held-out faces: every person's faces on one side
 BY_IMAGE = "by image"
 

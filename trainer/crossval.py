@@ -22,15 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from facelabel.artifact import ATTRIBUTES
+from facelabel.estimate import CROSSVAL_REPORT, POOLED
 from trainer.evaluate import best_thresholds, binary_metrics, f1_score, roc_auc
 from trainer.recipe import Recipe
 from trainer.records import RecordsError, read_manifest, record_files
 
 OOF = "oof.jsonl"
-REPORT = "crossval.json"
+REPORT = CROSSVAL_REPORT.name
 TEST = "test.json"
 ROUNDS = 1000
-POOLED = "all training folders"  # the estimate for a new person: every training folder's faces
 
 
 @dataclasses.dataclass
