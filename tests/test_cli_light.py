@@ -119,6 +119,16 @@ def test_bad_settings_and_urls_are_one_line_errors(tmp_path, monkeypatch):
     assert result.exit_code == 1 and result.output.startswith("Error: ") and "Traceback" not in result.output
 
 
+def test_predict_out_in_a_missing_folder_is_one_line_naming_it(tmp_path):
+    photo = images.save(images.reference(), tmp_path / "photo.jpg")
+    out = tmp_path / "no" / "such" / "a.jpg"
+    result = CliRunner().invoke(main, ["predict", str(photo), "--aligned", "--out", str(out)])
+    assert (result.exit_code, result.output) == (
+        2,
+        f"Error: Invalid value for --out: no folder {tmp_path / 'no' / 'such'}\n",
+    )
+
+
 def test_enqueue_without_a_broker_is_a_one_line_error(tmp_path, sqlite_url, monkeypatch):
     images.folder_of_images(tmp_path / "photos", 1)
     script = textwrap.dedent(

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from facelabel.cli.common import out_path
+
 
 @click.command()
 @click.argument("image", type=click.Path(exists=True, dir_okay=False))
@@ -25,6 +27,8 @@ def predict(settings, image, model, aligned, out):
     \b
     facelabel predict photo.jpg --out annotated.jpg
     """
+    destination = out_path(out) if out else None  # checked before the model loads
+
     import numpy as np
 
     from facelabel.artifact import ATTRIBUTES, load_artifact
@@ -60,10 +64,10 @@ def predict(settings, image, model, aligned, out):
         for index, face in enumerate(faces)
     ]
     click.echo(json.dumps(rows, indent=2))
-    if out:
+    if destination:
         from facelabel.vision.annotate import annotate
 
-        annotate(Path(image), faces, Path(out), max_pixels=settings.max_image_pixels)
+        annotate(Path(image), faces, destination, max_pixels=settings.max_image_pixels)
 
 
 COMMANDS = (predict,)
