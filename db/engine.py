@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from facelabel.errors import FacelabelError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-SCHEMA_REVISION = "0007"  # Alembic head; a test keeps the two equal
+SCHEMA_REVISION = "0008"  # Alembic head; a test keeps the two equal
 MIGRATION_LOCK = 0x6661_6365  # PostgreSQL advisory lock key held while migrating
 
 

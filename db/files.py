@@ -7,10 +7,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Sequence
 
-from sqlalchemy import exists, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
 
 from db.models import File, JobItem, Result
+from db.upsert import among
 from facelabel.confined import NOT_FOUND
 from facelabel.paths import opened_path, path_bytes, stored_path
 
@@ -25,20 +26,25 @@ def settled_at(
     its last outcome was recorded (UTC). A file changed since needs labelling again; one
     missing here needs it too."""
     stored = {stored_path(path): path for path in paths}
-    labelled = exists().where(
+    # Scalar subqueries: per path, one probe of each index (files' path, results' face key,
+    # job items' file). As semi-joins they were planned, without statistics, as scans.
+    labelled = select(Result.id).where(
         Result.image_id == File.image_id,
         Result.model_version_id == model_version_id,
         Result.detector == detector,
     )
-    failure = aliased(JobItem)
-    failed = exists().where(
-        failure.file_id == File.id, failure.status == "failed", failure.reason != NOT_FOUND
+    failed = select(JobItem.job_id).where(
+        JobItem.file_id == File.id, JobItem.status == "failed", JobItem.reason != NOT_FOUND
     )
+    last = select(func.max(JobItem.finished_at)).where(JobItem.file_id == File.id)
     rows = session.execute(
-        select(File.path, func.max(JobItem.finished_at))
-        .join(JobItem, JobItem.file_id == File.id)
-        .where(File.path.in_(stored), or_(labelled, failed))
-        .group_by(File.path)
+        select(File.path, last.scalar_subquery()).where(
+            among(session, File.path, stored),
+            or_(
+                labelled.limit(1).scalar_subquery().is_not(None),
+                failed.limit(1).scalar_subquery().is_not(None),
+            ),
+        )
     )
     return {stored[text]: _utc(when) for text, when in rows if when is not None}
 

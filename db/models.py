@@ -138,7 +138,10 @@ class JobItem(Base):
     dropped_faces: Mapped[int | None] = mapped_column(Integer)  # too small or unsure
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (Index("ix_job_items_job_status", "job_id", "status"),)
+    __table_args__ = (
+        Index("ix_job_items_job_status", "job_id", "status"),
+        Index("ix_job_items_file_finished", "file_id", "finished_at"),  # a path's outcomes (db.files)
+    )
 
 
 class Result(Base):

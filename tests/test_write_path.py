@@ -21,6 +21,7 @@ from sqlalchemy import event, select, text
 from bench.control_plane import add_version, prefill
 from db.chunks import add_chunks, beat, claim_chunk, finish_chunk
 from db.engine import open_database
+from db.files import settled_at
 from db.jobs import Face, Outcome, create_job, known_images, record_chunk, recorded_paths
 from db.models import Image, Result
 
@@ -109,9 +110,15 @@ def test_chunk_statements_use_indexes_and_no_jit_on_tables_without_statistics(pg
     with sessions.begin() as session:
         newer = add_version(session, "newer").id
     relabelled = digests("early 0")
+    fresh = chunk_outcomes(digests("fresh"), "fresh")
     with explained(sessions.kw["bind"]) as plans:
-        label_like_a_worker(sessions, old_version, chunk_outcomes(digests("fresh"), "fresh"))
+        label_like_a_worker(sessions, old_version, fresh)
         label_like_a_worker(sessions, newer, chunk_outcomes(relabelled, "relabel"))
+        with sessions() as session:  # a watcher's rescan: the chunk's files and one never seen
+            paths = [o.path for o in fresh]
+            settled = settled_at(
+                session, [*paths, "/new/unseen.jpg"], model_version_id=old_version, detector="none"
+            )
     with sessions() as session:  # the connection that ran every chunk
         generic = session.scalar(text("SELECT coalesce(sum(generic_plans), 0) FROM pg_prepared_statements"))
 
@@ -130,6 +137,7 @@ def test_chunk_statements_use_indexes_and_no_jit_on_tables_without_statistics(pg
     assert WATCHED <= touched
     assert any(statement.startswith("UPDATE results") for statement, _, _ in plans)
     assert generic == 0  # each run was planned for the tables as they were then
+    assert sorted(settled) == sorted(paths)
     with sessions() as session:  # the relabelled images show the newer version only
         current = session.scalars(
             select(Result.model_version_id)
