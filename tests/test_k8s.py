@@ -1,8 +1,8 @@
 """The Kubernetes manifests, checked offline: each overlay renders with `kubectl kustomize`,
 core objects pass `kubernetes-validate --strict`, KEDA's objects match KEDA's own CRD schemas,
-and what a schema cannot see holds (one beat, a GPU per worker, a grace period past the hard
-time limit, unprivileged pods, no secret values, pinned images, the migration first). The
-autoscaler's query runs against a real PostgreSQL during a job."""
+and what a schema cannot see holds (one beat and one watcher, a GPU per worker, a grace period
+past the hard time limit, unprivileged pods, no secret values, pinned images, the migration
+first). The autoscaler's query runs against a real PostgreSQL during a job."""
 
 from __future__ import annotations
 
@@ -148,12 +148,23 @@ def test_keda_objects_match_keda_crd_schemas(overlay):
     assert unknown_fields(broken, scaled) == [".spec.minReplicaCont"]
 
 
-def test_beat_is_exactly_one_and_never_two_during_an_update(overlay):
+@pytest.mark.parametrize("name", ["beat", "watch"])  # two would send scheduled runs, or files, twice
+def test_exactly_one_and_never_two_during_an_update(overlay, name):
     _, objects = overlay
-    beat = deployments(objects)["beat"]
-    assert beat["spec"]["replicas"] == 1 and beat["spec"]["strategy"] == {"type": "Recreate"}
+    single = deployments(objects)[name]
+    assert single["spec"]["replicas"] == 1 and single["spec"]["strategy"] == {"type": "Recreate"}
     scaled = [o["spec"]["scaleTargetRef"]["name"] for o in objects if o["kind"] == "ScaledObject"]
-    assert "beat" not in scaled
+    assert name not in scaled
+
+
+def test_the_watcher_reads_the_photos_and_cannot_write_them(overlay):
+    _, objects = overlay
+    watch = deployments(objects)["watch"]
+    (photos,) = [v for v in pod(watch)["volumes"] if v["name"] == "photos"]
+    assert photos["persistentVolumeClaim"] == {"claimName": "photos", "readOnly": True}
+    (mount,) = [m for m in main_container(watch)["volumeMounts"] if m["name"] == "photos"]
+    assert mount == {"name": "photos", "mountPath": "/photos", "readOnly": True}
+    assert main_container(watch)["resources"]["requests"].keys() == {"cpu", "memory"}
 
 
 def test_gpu_workers_get_one_gpu_each_and_cpu_workers_none():
@@ -172,17 +183,17 @@ def test_every_deployment_runs_the_compose_services_command(overlay):
     name, objects = overlay
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     found = deployments(objects)
-    assert set(found) == {"worker", "trainer", "beat", "web", "flower"}
+    assert set(found) == {"worker", "trainer", "beat", "watch", "web", "flower"}
     for deployment in found:
         service = WORKER_SERVICES[name].get(deployment, deployment)
         assert main_container(found[deployment])["command"] == compose[service]["command"], deployment
 
 
-def test_workers_health_is_the_images_heartbeat_check(overlay):
+def test_workers_and_the_watchers_health_is_the_images_heartbeat_check(overlay):
     _, objects = overlay
     healthcheck = re.search(r"^HEALTHCHECK .*?CMD (\[.*?\])$", DOCKERFILE.read_text(), re.M | re.S)
     command = json.loads(healthcheck.group(1))
-    for name in ("worker", "trainer"):
+    for name in ("worker", "trainer", "watch"):
         container = main_container(deployments(objects)[name])
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert container[probe]["exec"]["command"] == command, (name, probe)
@@ -260,7 +271,7 @@ def test_the_migration_runs_before_anything_uses_the_database(overlay):
         assert [v for v in migrate["env"] if v["name"] == f"{PREFIX}DB_URL"] == [
             v for v in main["env"] if v["name"] == f"{PREFIX}DB_URL"
         ], name
-    assert users == 4  # worker, trainer, beat, web (Flower needs only the broker)
+    assert users == 5  # worker, trainer, beat, watch, web (Flower needs only the broker)
 
 
 def test_the_configmap_holds_every_setting_neither_secret_nor_fixed_by_the_image(overlay):
