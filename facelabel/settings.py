@@ -152,19 +152,29 @@ class Settings(BaseSettings):
     )
     heartbeat_file: Path | None = Field(
         None,
-        description="a worker touches it every 10 s while no child is stuck on a chunk for 2 min "
-        "(container healthcheck)",
+        description="a worker touches it every 10 s while no child is stuck on a chunk for 2 min, "
+        "and `facelabel watch` while its loop runs (container healthcheck)",
     )
     train_data: _Paths = Field(
-        (), description="`:`-separated training folders (`list_attr_celeba.txt` + `images/`) for retraining"
+        (),
+        description="`:`-separated training folders (`list_attr_celeba.txt` + `images/`) for retraining; "
+        "a folder that also has `identity_CelebA.txt` is split by person (the gate's test: unseen people)",
     )
     train_dir: Path = Field(
         Path("training"), description="where retraining writes records and model versions"
     )
     train_recipe: dict = Field(
-        {}, description="JSON of training settings (`backbone`, `weights`, `epochs`, `lr`, `fine_tune`, …)"
+        {},
+        description="JSON of training settings (`backbone`, `weights`, `epochs`, `lr`, `fine_tune`, …) "
+        "(unset: the champion's own recipe)",
     )
-    train_size: int = Field(160, ge=16, le=1024, description="crop size of retraining records")
+    train_size: int = Field(
+        160,
+        ge=16,
+        le=1024,
+        description="crop size of retraining records (unset: the champion's input size; 160 with "
+        "FACELABEL_TRAIN_RECIPE)",
+    )
     train_framing: Literal[FRAMINGS] = Field(
         "aligned",
         description="crops of retraining records: `aligned` (whole aligned images, as the bundled model) "
