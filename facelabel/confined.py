@@ -18,18 +18,36 @@ class ReadError(FacelabelError):
 
 
 def inside(path: str, roots: Sequence[str]) -> bool:
+    """``path`` is one of ``roots`` or under one (URLs by bucket and key, facelabel.storage)."""
+    from facelabel import storage
+
+    if storage.is_url(path):
+        return storage.inside(path, roots)
     return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
 def read_confined(
-    path: str, roots: Sequence[str], *, max_bytes: int, data_roots: Sequence[Path] = ()
+    path: str,
+    roots: Sequence[str],
+    *,
+    max_bytes: int,
+    data_roots: Sequence[Path | str] = (),
+    outage_deadline: float = 0,
 ) -> bytes:
     """The bytes of ``path``, refused unless the file actually opened lies inside ``roots``
     (and inside ``data_roots``, the worker's own limit, when it has one).
 
     The check is made on the open descriptor (its path in /proc/self/fd), not on the name:
-    a folder swapped for a symlink between a check and the open cannot lead outside.
+    a folder swapped for a symlink between a check and the open cannot lead outside. A URL is
+    read from object storage (facelabel.storage), an unreachable store tried again for
+    ``outage_deadline`` seconds.
     """
+    from facelabel import storage
+
+    if storage.is_url(path):
+        return storage.read_object(
+            path, roots, max_bytes=max_bytes, data_roots=data_roots, outage_deadline=outage_deadline
+        )
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block
     except OSError as exc:
@@ -64,7 +82,7 @@ def _opened_path(fd: int, name: str) -> str:
         return os.path.realpath(name)
 
 
-def read_file(path: str, *, max_bytes: int, data_roots: Sequence[Path] = ()) -> bytes:
+def read_file(path: str, *, max_bytes: int, data_roots: Sequence[Path | str] = ()) -> bytes:
     """A file a user named (``predict``, a correction's photo): the same checks (a regular
     file, the size limit, FACELABEL_DATA_ROOTS when set) with its own folder as the root."""
     return read_confined(
@@ -72,15 +90,22 @@ def read_file(path: str, *, max_bytes: int, data_roots: Sequence[Path] = ()) -> 
     )
 
 
-def job_roots(paths: Sequence[str | Path], data_roots: Sequence[Path] = ()) -> list[str]:
+def job_roots(paths: Sequence[str | Path], data_roots: Sequence[Path | str] = ()) -> list[str]:
     """The resolved roots a job over ``paths`` may read, checked against ``data_roots``."""
-    roots = [os.path.realpath(p) for p in paths]
+    roots = [resolved(p) for p in paths]
     allowed = [str(r) for r in data_roots]
     if allowed:
         outside = [r for r in roots if not inside(r, allowed)]
         if outside:
             raise ReadError(f"{outside[0]} is outside FACELABEL_DATA_ROOTS ({':'.join(allowed)})")
     return roots
+
+
+def resolved(path: str | Path) -> str:
+    """A local path made absolute with its links resolved; a URL in its normalised form."""
+    from facelabel import storage
+
+    return storage.normalised(path) if storage.is_url(path) else os.path.realpath(path)
 
 
 def _os_reason(exc: OSError) -> str:

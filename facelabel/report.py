@@ -13,6 +13,7 @@ from PIL import Image
 
 from facelabel.artifact import ATTRIBUTES
 from facelabel.confined import ReadError, read_confined
+from facelabel.storage import StorageUnavailable
 from facelabel.vision.imaging import Box, Decoded, ImageError, crop_face, decode_image
 
 THUMB = 112
@@ -68,7 +69,7 @@ def _decoded(path: str, limits: Limits) -> Decoded | None:
     try:
         data = read_confined(path, limits.roots, max_bytes=limits.max_bytes)
         return decode_image(data, max_pixels=limits.max_pixels, draft_size=1024)
-    except (ReadError, ImageError):
+    except (ReadError, ImageError, StorageUnavailable):
         return None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
@@ -32,6 +33,7 @@ SECRET_BEARING = {"db_url", "broker_url", "db_password", "broker_password", "ser
 # `:`- or `,`-separated lists, as shells write them (not JSON)
 _Paths = Annotated[tuple[Path, ...], NoDecode]
 _Names = Annotated[tuple[str, ...], NoDecode]
+_Roots = Annotated[tuple[Path | str, ...], NoDecode]  # folders, and URL prefixes as text
 
 
 def _per_detector(default: str) -> str:
@@ -62,9 +64,10 @@ class Settings(BaseSettings):
         description="model directory or registered version name; unset: the active version, "
         "else the bundled `facelabel/models/default`",
     )
-    data_roots: _Paths = Field(
+    data_roots: _Roots = Field(
         (),
-        description="`:`-separated folders a worker may read; enqueue refuses others "
+        description="`:`-separated folders and URL prefixes (`s3://bucket/prefix`) a worker may "
+        "read; enqueue refuses others "
         "(unset: the job's own roots)",
     )
     batch_size: int = Field(32, ge=1, le=4096, description="faces per forward pass")
@@ -201,7 +204,13 @@ class Settings(BaseSettings):
     @field_validator("data_roots", mode="before")
     @classmethod
     def _resolved_roots(cls, value):
-        return tuple(Path(p).resolve() for p in _split(value, ":"))
+        from facelabel.storage import is_url, normalised
+
+        parts = re.split(r":(?!//)", value) if isinstance(value, str) else value  # s3:// keeps its ":"
+        try:
+            return tuple(normalised(p) if is_url(p) else Path(p).resolve() for p in parts if str(p).strip())
+        except FacelabelError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("train_data", mode="before")
     @classmethod

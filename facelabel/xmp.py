@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 from xml.sax.saxutils import escape, quoteattr
 
+from facelabel import storage
 from facelabel.artifact import ATTRIBUTES
+from facelabel.confined import ReadError
 from facelabel.destination import OutputError, unwritable
 
 XMP = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
@@ -96,12 +98,13 @@ def render(faces: list[dict]) -> str:
 
 
 def write_mirrored(rows: Iterator[dict], out: Path) -> int:
-    """``out/<the photo's absolute path>.xmp`` per photo (replaced if there); returns the faces
-    written. ``out`` is an existing folder; the photos are never opened."""
+    """``out/<the photo's absolute path>.xmp`` per photo (``out/s3/bucket/key.xmp`` for
+    ``s3://bucket/key``), replaced if there; returns the faces written. ``out`` is an existing
+    folder; the photos are never opened."""
     out = out.resolve()
     count = 0
     for faces in photos(rows):
-        target = (out / (faces[0]["path"].lstrip("/") + ".xmp")).resolve()
+        target = (out / (_mirrored(faces[0]["path"]) + ".xmp")).resolve()
         if not target.is_relative_to(out):
             raise OutputError(f"refused to write a sidecar outside {out}: {faces[0]['path']}")
         try:
@@ -111,6 +114,14 @@ def write_mirrored(rows: Iterator[dict], out: Path) -> int:
             raise unwritable(target.parent, exc) from None
         count += len(faces)
     return count
+
+
+def _mirrored(path: str) -> str:
+    """The photo's place under ``--out``: its absolute path, or scheme, bucket and key."""
+    try:
+        return storage.parse(path).mirrored if storage.is_url(path) else path.lstrip("/")
+    except ReadError as exc:
+        raise OutputError(f"refused to write a sidecar for {path}: {exc}") from None
 
 
 def write_beside(rows: Iterator[dict], fail: Callable[[str, str], None]) -> Beside:
@@ -143,6 +154,8 @@ def _create_beside(path: str, text: str) -> bool:
     must be in it, and the sidecar is created exclusively (O_EXCL, no link followed), so
     neither a folder swapped for a link nor a sidecar appearing meanwhile is written through.
     """
+    if storage.is_url(path):
+        raise _Refused("in object storage: its sidecar goes under --out")
     if not os.path.isabs(path):
         raise _Refused("not a local photo")
     folder, name = os.path.split(path)

@@ -19,6 +19,7 @@ from db.jobs import Face, Outcome, known_images, record_chunk
 from db.models import ATTRIBUTES, ModelVersion
 from facelabel.confined import ReadError, read_confined
 from facelabel.settings import Settings
+from facelabel.storage import StorageUnavailable
 from facelabel.vision.faces import FoundFaces, NoFace, decode_for_faces, faces_in
 from facelabel.vision.imaging import Box, Decoded, ImageError
 from worker import ledger, liveness, metrics
@@ -117,7 +118,11 @@ def _read(item: _Item, roots: list[str], size: int, aligned: bool, settings: Set
     """Read, hash and decode one path (in a worker thread); aligned faces are cropped here too."""
     try:
         data = read_confined(
-            item.path, roots, max_bytes=settings.max_file_bytes, data_roots=settings.data_roots
+            item.path,
+            roots,
+            max_bytes=settings.max_file_bytes,
+            data_roots=settings.data_roots,
+            outage_deadline=storage_patience(settings),
         )
         item.sha256 = hashlib.sha256(data).hexdigest()
         item.size_bytes = len(data)
@@ -128,10 +133,19 @@ def _read(item: _Item, roots: list[str], size: int, aligned: bool, settings: Set
             _take(item, found)
     except (ReadError, ImageError) as exc:
         item.reason = str(exc)
+    except StorageUnavailable:  # past the outage deadline: the chunk waits in the ledger
+        raise
     except Exception as exc:  # a bug must cost one file, not the chunk
         log.exception("unexpected error preparing %s", item.path)
         item.reason = f"internal error: {type(exc).__name__}: {exc}"
     return item
+
+
+def storage_patience(settings: Settings) -> float:
+    """How long one read waits out an unreachable store before the chunk gives up (and Celery
+    retries it until FACELABEL_OUTAGE_DEADLINE): well inside the task's time limits, which
+    follow the visibility timeout, so a wait is never mistaken for a file that hangs."""
+    return min(settings.outage_deadline, settings.visibility_timeout / 2)
 
 
 def _detected(

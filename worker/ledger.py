@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.chunks import beat, claim_chunk, finish_chunk, note_file
 from db.jobs import Outcome, record_chunk, recorded_paths
 from facelabel.paths import stored_path
+from facelabel.storage import StorageUnavailable
 from worker.plan import Plan
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,12 @@ def file_by_file(
         else:
             with sessions.begin() as session:
                 note_file(session, claim.chunk_id, stored_path(path))
-            (outcome,) = label(sessions, plan, [path])
+            try:
+                (outcome,) = label(sessions, plan, [path])
+            except StorageUnavailable:  # the store failed, not this file: blame none next time
+                with sessions.begin() as session:
+                    beat(session, claim.chunk_id, current=None)
+                raise
         with sessions.begin() as session:
             record_chunk(session, plan.job_id, plan.version.id, plan.detector, [outcome])
         outcomes.append(outcome)

@@ -19,6 +19,7 @@ from db.jobs import create_job, mark_interrupted, mark_scanned
 from db.registry import resolve_model
 from facelabel.confined import job_roots
 from facelabel.settings import BUNDLED_MODEL, Settings
+from facelabel.storage import is_url, normalised, objects
 from facelabel.vision.imaging import is_image_name
 
 LEDGER_BATCH = 16  # chunks recorded per transaction, then sent
@@ -35,13 +36,17 @@ class ScanCounts:
 def scan(roots: Sequence[str], counts: ScanCounts) -> Iterator[str]:
     """Absolute paths of image files under ``roots``, yielded as they are found.
 
-    A root that is a file is taken whatever its extension. Under a directory, files without
+    A root that is a file (or an object) is taken whatever its extension. Under a directory
+    or a URL prefix (``s3://bucket/prefix/``, listed page by page), files without
     an image extension are counted in ``counts.skipped`` and folders that cannot be listed
     in ``counts.unreadable``; directory symlinks are not followed (no loops); file symlinks
     are yielded and checked by the reader. A folder's listing streams: only its subfolders'
     names are kept until they are visited.
     """
     for root in roots:
+        if is_url(root):
+            yield from _counted(_images(objects(root), root, counts), counts)
+            continue
         if not os.path.isdir(root):
             counts.images += 1
             yield root
@@ -65,6 +70,20 @@ def scan(roots: Sequence[str], counts: ScanCounts) -> Iterator[str]:
                 if len(counts.unreadable_examples) < 5:
                     counts.unreadable_examples.append(directory)
             stack.extend(sorted(subdirectories, reverse=True))
+
+
+def _images(urls: Iterator[str], root: str, counts: ScanCounts) -> Iterator[str]:
+    """The image objects among ``urls`` (``root`` itself counts whatever its name)."""
+    for url in urls:
+        if url == root or is_image_name(url.rsplit("/", 1)[-1]):
+            yield url
+        else:
+            counts.skipped += 1
+
+
+def absolute(path: str | Path) -> str:
+    """A path as a job names it: absolute, ``~`` expanded; a URL normalised."""
+    return normalised(path) if is_url(path) else os.path.abspath(os.path.expanduser(path))
 
 
 def outermost(paths: Sequence[str]) -> list[str]:
@@ -94,8 +113,8 @@ def submit_job(
     ``on_job(job_id)`` runs before the scan, ``drain()`` after the last chunk is sent (a
     ``send`` that hands chunks to threads waits for them there). With ``files`` (paths under
     ``paths``, as a watcher finds them) the job labels those instead of scanning."""
-    absolute = outermost([os.path.abspath(os.path.expanduser(p)) for p in paths])
-    roots = job_roots(absolute, settings.data_roots)
+    named = outermost([absolute(p) for p in paths])
+    roots = job_roots(named, settings.data_roots)
     with sessions.begin() as session:
         version = resolve_model(session, model or settings.model, fallback=BUNDLED_MODEL)
         job = create_job(
@@ -107,7 +126,7 @@ def submit_job(
                 "detector": None if aligned else settings.detector,
                 "face_framing": None if aligned else settings.face_framing,
                 "batch_size": batch_size,
-                "paths": absolute,
+                "paths": named,
                 "pinned": bool(model or settings.model),
             },
             model_version_id=version.id,
@@ -116,7 +135,7 @@ def submit_job(
     counts = ScanCounts()
     try:
         on_job(job_id)
-        found = scan(absolute, counts) if files is None else _counted(files, counts)
+        found = scan(named, counts) if files is None else _counted(files, counts)
         _send_chunks(sessions, job_id, found, settings.chunk_size, send)
         drain()
     except BaseException:  # a broker gone, Ctrl-C, a bug: the job will not complete by itself

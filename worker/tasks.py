@@ -10,6 +10,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from db.engine import DatabaseError, open_database
 from facelabel.settings import BUNDLED_MODEL, get_settings
+from facelabel.storage import StorageUnavailable
 from worker.celery_app import LABEL_QUEUE, app
 from worker.labeling import label_chunk
 from worker.plan import UnknownJob
@@ -22,9 +23,9 @@ _settings = get_settings()
 
 @app.task(
     name="facelabel.label_chunk",
-    # a database away retries with backoff (at most 2 min apart) until FACELABEL_OUTAGE_DEADLINE;
-    # past it the chunk stays in the ledger, where the reconciler finds it
-    autoretry_for=(OperationalError, InterfaceError, DatabaseError),
+    # a database or object store away retries with backoff (at most 2 min apart) until
+    # FACELABEL_OUTAGE_DEADLINE; past it the chunk stays in the ledger, where the reconciler finds it
+    autoretry_for=(OperationalError, InterfaceError, DatabaseError, StorageUnavailable),
     retry_backoff=2,
     retry_backoff_max=120,
     max_retries=6 + _settings.outage_deadline // 120,

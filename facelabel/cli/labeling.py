@@ -14,7 +14,17 @@ import click
 from facelabel.cli.common import sessions_for
 from facelabel.paths import stored_path
 
-PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True), metavar="PATH...")
+
+class PathOrURL(click.Path):
+    """An existing local path, or a URL (``s3://bucket/prefix/``) taken as it is."""
+
+    def convert(self, value, param, ctx):
+        from facelabel.storage import is_url
+
+        return value if is_url(value) else super().convert(value, param, ctx)
+
+
+PATHS = click.argument("paths", nargs=-1, required=True, type=PathOrURL(exists=True), metavar="PATH...")
 ALIGNED = click.option(
     "--aligned", is_flag=True, help="Each image is one aligned face (CelebA-style crop): skip detection."
 )
@@ -90,9 +100,9 @@ def label(settings, paths, aligned, model, batch_size):
     facelabel label ~/crops --aligned       # each image is one aligned face
     """
     from worker.labeling import label_chunk
-    from worker.submit import ScanCounts, outermost, scan
+    from worker.submit import ScanCounts, absolute, outermost, scan
 
-    total = sum(1 for _ in scan(outermost([os.path.abspath(p) for p in paths]), ScanCounts()))
+    total = sum(1 for _ in scan(outermost([absolute(p) for p in paths]), ScanCounts()))
     clock = {}
     with _progress() as progress:
         task = progress.add_task("loading the model", total=total, rate="")
