@@ -8,19 +8,12 @@ import stat
 from pathlib import Path
 from typing import Sequence
 
-from facelabel.errors import FacelabelError
-
-NOT_FOUND = "file not found"  # the reason recorded for a path with no file (it may come back)
-
-
-class ReadError(FacelabelError):
-    """A path the worker will not or cannot read; ``str()`` is the reason shown to users."""
+from facelabel import storage
+from facelabel.errors import NOT_FOUND, ReadError
 
 
 def inside(path: str, roots: Sequence[str]) -> bool:
     """``path`` is one of ``roots`` or under one (URLs by bucket and key, facelabel.storage)."""
-    from facelabel import storage
-
     if storage.is_url(path):
         return storage.inside(path, roots)
     return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
@@ -42,8 +35,6 @@ def read_confined(
     read from object storage (facelabel.storage), an unreachable store tried again for
     ``outage_deadline`` seconds.
     """
-    from facelabel import storage
-
     if storage.is_url(path):
         return storage.read_object(
             path, roots, max_bytes=max_bytes, data_roots=data_roots, outage_deadline=outage_deadline
@@ -103,8 +94,6 @@ def job_roots(paths: Sequence[str | Path], data_roots: Sequence[Path | str] = ()
 
 def resolved(path: str | Path) -> str:
     """A local path made absolute with its links resolved; a URL in its normalised form."""
-    from facelabel import storage
-
     return storage.normalised(path) if storage.is_url(path) else os.path.realpath(path)
 
 

@@ -8,3 +8,10 @@ traceback.
 
 class FacelabelError(Exception):
     """An expected failure; ``str()`` is the reason shown to users."""
+
+
+class ReadError(FacelabelError):
+    """A path the worker will not or cannot read; ``str()`` is the reason shown to users."""
+
+
+NOT_FOUND = "file not found"  # the reason recorded for a path with no file (it may come back)

@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from facelabel.artifact import FRAMINGS
 from facelabel.errors import FacelabelError
+from facelabel.storage import is_url, normalised
 from facelabel.vision import detectors
 
 BUNDLED_MODEL = Path(str(importlib.resources.files("facelabel") / "models" / "default"))
@@ -204,8 +205,6 @@ class Settings(BaseSettings):
     @field_validator("data_roots", mode="before")
     @classmethod
     def _resolved_roots(cls, value):
-        from facelabel.storage import is_url, normalised
-
         parts = re.split(r":(?!//)", value) if isinstance(value, str) else value  # s3:// keeps its ":"
         try:
             return tuple(normalised(p) if is_url(p) else Path(p).resolve() for p in parts if str(p).strip())

@@ -16,8 +16,7 @@ import time
 from typing import Iterator, Sequence
 from urllib.parse import unquote, urlsplit
 
-from facelabel.confined import NOT_FOUND, ReadError
-from facelabel.errors import FacelabelError
+from facelabel.errors import NOT_FOUND, FacelabelError, ReadError
 
 log = logging.getLogger(__name__)
 
