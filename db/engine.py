@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
+from facelabel import links
 from facelabel.errors import FacelabelError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -31,7 +32,9 @@ def make_engine(url: str) -> Engine:
             return engine
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        engine = create_engine(parsed, pool_pre_ping=True)
+        given = set(parsed.query)
+        connect_args = {k: v for k, v in _libpq_timeouts().items() if k not in given}
+        engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
         event.listen(engine, "connect", _postgresql_settings)
         return engine
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
@@ -54,15 +57,42 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _libpq_timeouts() -> dict[str, int]:
+    """The client's side of a dead link (facelabel/links.py): connecting, and a connection
+    whose peer went silent, fail in bounded time instead of on TCP's defaults."""
+    return {
+        "connect_timeout": links.CONNECT_TIMEOUT,
+        "keepalives": 1,
+        "keepalives_idle": links.KEEPALIVE_IDLE,
+        "keepalives_interval": links.KEEPALIVE_INTERVAL,
+        "keepalives_count": links.KEEPALIVE_COUNT,
+        "tcp_user_timeout": links.USER_TIMEOUT * 1000,  # milliseconds
+    }
+
+
 def _postgresql_settings(dbapi_connection, _record) -> None:
-    """Plan every statement for the tables as they are now. A statement the driver prepares
+    """Session settings, set after connecting, not as startup options, which PgBouncer
+    refuses by default.
+
+    Plan every statement for the tables as they are now. A statement the driver prepares
     (its fifth run on a connection) may get one generic plan, costed on the table sizes of
     that moment and kept for the connection's life: made on a near-empty table, a chunk's
     lookup of 64 digests stayed a scan of the whole table however large it grew (43 ms a
-    chunk at 13k images). Set after connecting, not as a startup option, which PgBouncer
-    refuses by default."""
+    chunk at 13k images).
+
+    The server's side of a dead link: a worker cut off inside a transaction holds row locks
+    that the chunk's next worker waits for; the server's own keepalives end that session,
+    and free its locks, within the same bounds as the client's (else the server's TCP
+    defaults: hours). No statement timeout: on a live link a statement takes what its work
+    takes (migrations, exports), and a dead link is caught by these."""
     with dbapi_connection.cursor() as cursor:
-        cursor.execute("SET plan_cache_mode = force_custom_plan")
+        cursor.execute(
+            "SET plan_cache_mode = force_custom_plan;"
+            f" SET tcp_keepalives_idle = {links.KEEPALIVE_IDLE};"
+            f" SET tcp_keepalives_interval = {links.KEEPALIVE_INTERVAL};"
+            f" SET tcp_keepalives_count = {links.KEEPALIVE_COUNT};"
+            f" SET tcp_user_timeout = {links.USER_TIMEOUT * 1000}"
+        )
     dbapi_connection.commit()
 
 
