@@ -218,7 +218,8 @@ def _fetch(target: ObjectURL, max_bytes: int) -> bytes:
             raise ReadError("the store does not tell the object's size")
         if size > max_bytes:
             raise ReadError(f"file too large: {size} bytes (limit {max_bytes})")
-        data = fs.cat_file(target.fs_path, start=0, end=size) if size else b""
+        # one byte past the limit: an object that grew since the HEAD is still caught
+        data = fs.cat_file(target.fs_path, start=0, end=max_bytes + 1) if size else b""
     except (ReadError, StorageUnavailable):
         raise
     except Exception as exc:
@@ -237,13 +238,26 @@ def _storage_error(exc: Exception, url: str) -> Exception:
         return ReadError("permission denied")
     if isinstance(exc, IsADirectoryError):
         return ReadError("not a file: it is a directory")
-    status = getattr(exc, "response", None) or {}
-    code = status.get("ResponseMetadata", {}).get("HTTPStatusCode") if isinstance(status, dict) else None
-    if code is not None and code < 500:
+    status = _http_status(exc)
+    if status is not None and status < 500:
         return ReadError(f"cannot read object: {_shown(str(exc))}")
     return StorageUnavailable(
         f"object store unavailable for {_shown(url)}: {_shown(str(exc)) or type(exc).__name__}"
     )
+
+
+def _http_status(exc: BaseException) -> int | None:
+    """The HTTP status of the store's answer behind ``exc`` (s3fs keeps botocore's error as the
+    cause of the OSError it raises); None when no answer came."""
+    while exc is not None:
+        response = getattr(exc, "response", None)
+        if isinstance(response, dict):
+            return response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        status = getattr(exc, "status", None)  # aiohttp's ClientResponseError (http://)
+        if isinstance(status, int):
+            return status
+        exc = exc.__cause__
+    return None
 
 
 def _shown(text: str) -> str:
