@@ -54,6 +54,7 @@ faults: services
 	$(PY) -m pytest tests/test_workers.py tests/test_ledger.py tests/test_confined.py \
 	    tests/test_secrets.py tests/test_db.py -k "killed or lost or restarted or resume or file_that_killed or swapped or fifo or password or two_versions or at_once"
 	$(PY) -m pytest -m outage tests/test_outage.py
+	$(PY) -m pytest -s -m partition tests/test_partition.py
 	$(PY) -m pytest -m soak tests/test_watch.py
 
 # the compose topology as local processes (deploy/README.md); Ctrl-C stops it
