@@ -60,9 +60,8 @@ class Host:
         inner = f'hostname {self.name} && exec "$@"'
         return ["ip", "netns", "exec", self.namespace, "unshare", "--uts", "sh", "-c", inner, "sh", *argv]
 
-    def worker(self, env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen:
-        """``facelabel worker`` on this host, in a process group of its own."""
-        argv = [sys.executable, "-m", "facelabel", "worker", "--hostname", f"{self.name}@%h", *extra]
+    def start(self, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+        """``argv`` running on this host, in a process group of its own, output to ``log``."""
         with open(log, "ab") as output:
             process = subprocess.Popen(
                 self.command(argv),
@@ -73,6 +72,11 @@ class Host:
             )
         self.processes.append(process)
         return process
+
+    def worker(self, env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen:
+        """``facelabel worker`` on this host."""
+        argv = [sys.executable, "-m", "facelabel", "worker", "--hostname", f"{self.name}@%h", *extra]
+        return self.start(argv, env, log)
 
     def stop(self) -> None:
         for process in self.processes:
