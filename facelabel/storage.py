@@ -24,6 +24,7 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 # bounded waits on every storage connection, so a dead link is noticed, not waited on forever
 CONNECT_TIMEOUT = 5
 READ_TIMEOUT = 20
+CALL_TIMEOUT = 60  # a whole call (a HEAD, a GET, a listing page), its client's retries included
 SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
@@ -112,14 +113,15 @@ def inside(url: str, roots: Sequence[str]) -> bool:
 
 def filesystem(scheme: str):
     """fsspec's filesystem for ``scheme``, with bounded connect and read waits (fsspec keeps one
-    instance per process and settings, renewed after a fork)."""
+    instance per process and settings, renewed after a fork). On S3 botocore makes one attempt
+    per request and s3fs retries it; ``_call`` bounds the whole call."""
     import fsspec
 
     if scheme in ("s3", "s3a"):
         timeouts = {"connect_timeout": CONNECT_TIMEOUT, "read_timeout": READ_TIMEOUT}
         return fsspec.filesystem(
             "s3",
-            config_kwargs={**timeouts, "retries": {"max_attempts": 2, "mode": "standard"}},
+            config_kwargs={**timeouts, "retries": {"max_attempts": 1, "mode": "standard"}},
             use_listings_cache=False,
         )
     if scheme in ("http", "https"):
@@ -152,7 +154,7 @@ def objects(url: str) -> Iterator[str]:
 
 def _listed(root: ObjectURL) -> Iterator[str]:
     fs = filesystem(root.scheme)
-    if root.key and fs.isfile(root.fs_path):
+    if root.key and _call(fs, "isfile", root.fs_path):
         yield str(root)
     elif hasattr(fs, "_iterdir"):  # s3fs: one flat listing under the prefix, a page at a time
         yield from _pages(fs, root)
@@ -171,7 +173,7 @@ def _pages(fs, root: ObjectURL) -> Iterator[str]:
     pages = fs._iterdir(root.bucket, delimiter="", prefix=prefix)
     while True:
         try:
-            entry = sync(fs.loop, pages.__anext__)
+            entry = sync(fs.loop, pages.__anext__, timeout=CALL_TIMEOUT)
         except StopAsyncIteration:
             return
         if entry["type"] == "file" and not entry["name"].endswith("/"):
@@ -210,7 +212,7 @@ def read_object(
 def _fetch(target: ObjectURL, max_bytes: int) -> bytes:
     fs = filesystem(target.scheme)
     try:
-        info = fs.info(target.fs_path)
+        info = _call(fs, "info", target.fs_path)
         if info.get("type") == "directory":
             raise ReadError("not a file: it is a directory")
         size = info.get("size")
@@ -219,7 +221,7 @@ def _fetch(target: ObjectURL, max_bytes: int) -> bytes:
         if size > max_bytes:
             raise ReadError(f"file too large: {size} bytes (limit {max_bytes})")
         # one byte past the limit: an object that grew since the HEAD is still caught
-        data = fs.cat_file(target.fs_path, start=0, end=max_bytes + 1) if size else b""
+        data = _call(fs, "cat_file", target.fs_path, start=0, end=max_bytes + 1) if size else b""
     except (ReadError, StorageUnavailable):
         raise
     except Exception as exc:
@@ -227,6 +229,14 @@ def _fetch(target: ObjectURL, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise ReadError(f"file too large: over {max_bytes} bytes (limit)")
     return data
+
+
+def _call(fs, method: str, *args, **kwargs):
+    """``fs.method(...)``, given at most CALL_TIMEOUT seconds where fsspec can bound it (its
+    asynchronous filesystems: s3, gcs, az, http); a dead link then fails in bounded time."""
+    if getattr(fs, "async_impl", False):
+        kwargs["timeout"] = CALL_TIMEOUT
+    return getattr(fs, method)(*args, **kwargs)
 
 
 def _storage_error(exc: Exception, url: str) -> Exception:
@@ -263,6 +273,6 @@ def _http_status(exc: BaseException) -> int | None:
 def _shown(text: str) -> str:
     """``text`` with any credential of the environment replaced by ``***``."""
     for name in SECRETS:
-        if secret := os.environ.get(name):
+        if len(secret := os.environ.get(name, "")) >= 8:  # shorter ones are no real key
             text = text.replace(secret, "***")
     return text

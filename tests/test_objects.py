@@ -205,6 +205,27 @@ def test_a_url_naming_nothing_is_a_one_line_error(store, sqlite_url):
         assert len(result.output.strip().splitlines()) == 1
 
 
+def test_a_store_that_never_answers_is_an_outage_within_the_call_timeout(store, monkeypatch):
+    """A dead link: connections accepted, nothing answered (as when packets are dropped)."""
+    from s3fs import S3FileSystem
+
+    from facelabel import storage
+
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{hole.getsockname()[1]}")
+        monkeypatch.setattr(storage, "CALL_TIMEOUT", 2)
+        S3FileSystem.clear_instance_cache()  # an instance made for the store would be reused
+        started = time.monotonic()
+        try:
+            with pytest.raises(storage.StorageUnavailable, match="object store unavailable"):
+                read_confined("s3://b/k.png", ["s3://b"], max_bytes=1000)
+        finally:
+            S3FileSystem.clear_instance_cache()
+    assert time.monotonic() - started < 10
+
+
 def test_xmp_under_out_mirrors_bucket_and_key_and_beside_refuses_urls(store, tmp_path, sqlite_url):
     keys = bucket_of(store, "sidecars", tmp_path, 2)
     assert run("--db", sqlite_url, "label", "s3://sidecars/2024/", "--aligned").exit_code == 0

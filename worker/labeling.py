@@ -7,6 +7,7 @@ import collections
 import dataclasses
 import hashlib
 import logging
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, Sequence
@@ -93,10 +94,11 @@ def _label_paths(sessions: sessionmaker[Session], plan: Plan, paths: Sequence[st
     """Every path's outcome: read, decode, detect and crop, classify (nothing stored yet)."""
     version, settings = plan.version, plan.settings
     items = [_Item(path) for path in paths]
+    store = _StoreWait(time.monotonic() + storage_patience(settings))
     with ThreadPoolExecutor(settings.decode_threads) as pool:
         read = _in_order(
             pool,
-            lambda item: _read(item, plan.roots, version.input_size, plan.aligned, settings),
+            lambda item: _read(item, plan.roots, version.input_size, plan.aligned, settings, store),
             items,
             # aligned crops are small; photos waiting for the detector are not
             ahead=len(items) if plan.aligned else 2 * max(settings.detect_batch, settings.decode_threads),
@@ -114,7 +116,23 @@ def _label_paths(sessions: sessionmaker[Session], plan: Plan, paths: Sequence[st
     return [_outcome(item) for item in items]
 
 
-def _read(item: _Item, roots: list[str], size: int, aligned: bool, settings: Settings) -> _Item:
+@dataclasses.dataclass
+class _StoreWait:
+    """The time a chunk's reads have, together, to wait out an unreachable object store; once
+    one read has given up the others do not try (the chunk is retried whole)."""
+
+    until: float
+    gave_up: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+    def left(self) -> float:
+        if self.gave_up.is_set():
+            raise StorageUnavailable("object store unavailable: another read of this chunk gave up")
+        return max(0.0, self.until - time.monotonic())
+
+
+def _read(
+    item: _Item, roots: list[str], size: int, aligned: bool, settings: Settings, store: _StoreWait
+) -> _Item:
     """Read, hash and decode one path (in a worker thread); aligned faces are cropped here too."""
     try:
         data = read_confined(
@@ -122,7 +140,7 @@ def _read(item: _Item, roots: list[str], size: int, aligned: bool, settings: Set
             roots,
             max_bytes=settings.max_file_bytes,
             data_roots=settings.data_roots,
-            outage_deadline=storage_patience(settings),
+            outage_deadline=store.left(),
         )
         item.sha256 = hashlib.sha256(data).hexdigest()
         item.size_bytes = len(data)
@@ -133,7 +151,8 @@ def _read(item: _Item, roots: list[str], size: int, aligned: bool, settings: Set
             _take(item, found)
     except (ReadError, ImageError) as exc:
         item.reason = str(exc)
-    except StorageUnavailable:  # past the outage deadline: the chunk waits in the ledger
+    except StorageUnavailable:  # past the chunk's patience: Celery retries it, or the ledger
+        store.gave_up.set()
         raise
     except Exception as exc:  # a bug must cost one file, not the chunk
         log.exception("unexpected error preparing %s", item.path)
@@ -142,9 +161,9 @@ def _read(item: _Item, roots: list[str], size: int, aligned: bool, settings: Set
 
 
 def storage_patience(settings: Settings) -> float:
-    """How long one read waits out an unreachable store before the chunk gives up (and Celery
-    retries it until FACELABEL_OUTAGE_DEADLINE): well inside the task's time limits, which
-    follow the visibility timeout, so a wait is never mistaken for a file that hangs."""
+    """How long a chunk's reads wait out an unreachable store before the chunk gives up (and
+    Celery retries it until FACELABEL_OUTAGE_DEADLINE): well inside the task's time limits,
+    which follow the visibility timeout, so a wait is never mistaken for a file that hangs."""
     return min(settings.outage_deadline, settings.visibility_timeout / 2)
 
 
