@@ -29,3 +29,23 @@ def tcp_keepalive_options() -> dict[int, int]:
         socket.TCP_KEEPCNT: KEEPALIVE_COUNT,
         socket.TCP_USER_TIMEOUT: USER_TIMEOUT * 1000,
     }
+
+
+def redis_options() -> dict:
+    """Keyword arguments of a redis-py client, and options of kombu's Redis transport by the
+    same names: a command waits at most REPLY_TIMEOUT for its reply, and a connection idle
+    that long is checked with a PING before it is used."""
+    return {
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_timeout": REPLY_TIMEOUT,
+        "socket_keepalive": True,
+        "socket_keepalive_options": tcp_keepalive_options(),
+        "health_check_interval": KEEPALIVE_IDLE,
+    }
+
+
+def redis_client(url: str):
+    """A redis-py client for ``url`` (the broker's Redis) with these time-outs."""
+    import redis
+
+    return redis.Redis.from_url(url, **redis_options())

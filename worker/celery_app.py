@@ -40,7 +40,10 @@ def make_app() -> Celery:
             "visibility_timeout": settings.visibility_timeout,
             "unacked_restore_interval": 10,
             "unacked_restore_throttle": 1,
-            **broker_timeouts(),
+            # bounded waits on a dead link (facelabel/links.py); the consumer's BRPOP, which
+            # no socket timeout covers, is dropped and made again once its reply is
+            # health_check_interval overdue. broker_heartbeat is AMQP's: nothing for Redis.
+            **links.redis_options(),
         },
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
@@ -50,21 +53,6 @@ def make_app() -> Celery:
     )
     app.steps["worker"].add(Heartbeat)
     return app
-
-
-def broker_timeouts() -> dict:
-    """Redis connections over a dead link fail in bounded time (facelabel/links.py): a
-    publish or a command waits at most REPLY_TIMEOUT for its reply, and the consumer's
-    BRPOP connection, which no socket timeout covers, is dropped and made again once its
-    reply is ``health_check_interval`` overdue. Celery's ``broker_heartbeat`` is AMQP's
-    and does nothing for Redis."""
-    return {
-        "socket_connect_timeout": links.CONNECT_TIMEOUT,
-        "socket_timeout": links.REPLY_TIMEOUT,
-        "socket_keepalive": True,
-        "socket_keepalive_options": links.tcp_keepalive_options(),
-        "health_check_interval": links.KEEPALIVE_IDLE,
-    }
 
 
 app = make_app()

@@ -15,6 +15,7 @@ import subprocess
 import redis
 
 from facelabel.errors import FacelabelError
+from facelabel.links import redis_client
 from worker.lease import Lease
 
 KEY = "facelabel:gpu:{node}:{index}"
@@ -49,7 +50,7 @@ class GpuLease(Lease):
 
 def lease_gpu(broker_url: str, gpus: tuple[str, ...], *, node: str, ttl: int = 60) -> GpuLease:
     """Lease the first free GPU of ``gpus`` on ``node``; raises GpuError when all are taken."""
-    client = redis.Redis.from_url(broker_url)
+    client = redis_client(broker_url)
     for index in gpus:
         try:
             lease = GpuLease.take(client, KEY.format(node=node, index=index), ttl)

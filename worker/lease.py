@@ -10,6 +10,8 @@ import threading
 
 import redis
 
+from facelabel.links import redis_client
+
 # Renew or release only while the key still names this owner (it may have expired and been
 # taken by another process meanwhile).
 TRAINING_LOCK = "facelabel:training"  # held by the trainer while a run trains
@@ -52,4 +54,4 @@ class Lease:
 
 def training_lock_held(broker_url: str) -> bool:
     """Whether a trainer holds the training lease (raises redis.RedisError when unreachable)."""
-    return bool(redis.Redis.from_url(broker_url).exists(TRAINING_LOCK))
+    return bool(redis_client(broker_url).exists(TRAINING_LOCK))

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import logging
 
-import redis
 from celery import Celery
 
 from db.chunks import lost_chunks, unfinished_chunks
 from db.engine import open_database
+from facelabel.links import redis_client
 from facelabel.settings import Settings
 from worker.celery_app import LABEL_QUEUE
 from worker.ledger import STALE_SECONDS
@@ -41,7 +41,7 @@ def resume_job(app: Celery, settings: Settings, job_id: int) -> int:
 
 def nothing_waiting(broker: str) -> bool:
     """No message waits on the label queue: an unclaimed chunk is then in no one's hands."""
-    return redis.Redis.from_url(broker).llen(LABEL_QUEUE) == 0
+    return redis_client(broker).llen(LABEL_QUEUE) == 0
 
 
 def _send(app: Celery, settings: Settings, chunks: list[tuple[int, int, list[str]]]) -> None:

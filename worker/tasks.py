@@ -54,19 +54,49 @@ def retrain_task(run_id: int) -> str:
     and a redelivered copy must not start a second one. A trainer that dies mid-run leaves
     the run "running" with its lease expired; the next request marks it failed.
     """
-    import redis
-
+    from facelabel.links import redis_client
     from trainer.retrain import retrain
     from worker.lease import TRAINING_LOCK, Lease
 
     settings = get_settings()
-    client = redis.Redis.from_url(settings.broker)
+    client = redis_client(settings.broker)
     return retrain(
         open_database(settings.database),
         settings,
         run_id,
         lock=lambda: Lease.take(client, TRAINING_LOCK, ttl=120),
     )
+
+
+@app.task(name="facelabel.rescan", acks_late=False)
+def rescan_task(schedule_id: int) -> dict:
+    """Submit a job over rescan schedule ``schedule_id``'s URL prefixes (sent by beat).
+
+    Acknowledged on receipt: a rescan lost with its worker is made by the next firing.
+    """
+    import redis
+
+    from facelabel.errors import FacelabelError
+    from worker.rescan import rescan
+
+    settings = get_settings()
+    with app.producer_or_acquire() as producer:
+
+        def send(job_id: int, chunk: list[str], chunk_id: int) -> None:
+            label_chunk_task.apply_async(args=(job_id, chunk), kwargs={"chunk_id": chunk_id}, producer=producer)
+
+        try:
+            job_id = rescan(
+                open_database(settings.database),
+                settings,
+                schedule_id,
+                client=redis.Redis.from_url(settings.broker),
+                send=send,
+            )
+        except FacelabelError as exc:  # outside FACELABEL_DATA_ROOTS, a prefix gone: next firing
+            log.error("rescan schedule %d: %s", schedule_id, settings.redact(str(exc)))
+            return {"error": settings.redact(str(exc))}
+    return {"job": job_id}
 
 
 @worker_process_init.connect
