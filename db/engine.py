@@ -14,7 +14,7 @@ from facelabel import links
 from facelabel.errors import FacelabelError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-SCHEMA_REVISION = "0008"  # Alembic head; a test keeps the two equal
+SCHEMA_REVISION = "0009"  # Alembic head; a test keeps the two equal
 MIGRATION_LOCK = 0x6661_6365  # PostgreSQL advisory lock key held while migrating
 
 

@@ -191,11 +191,15 @@ class Promotion(Base):
 
 
 class Schedule(Base):
-    """A retraining schedule that beat reads from here (worker/scheduler.py)."""
+    """A schedule that beat reads from here (worker/scheduler.py): a retraining, or a rescan
+    of URL prefixes (``options``: their URLs and ``aligned``) that submits a job each time."""
 
     __tablename__ = "schedules"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), default="retrain", server_default="retrain")  # or rescan
+    options: Mapped[dict[str, Any] | None]
+    last_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))  # a rescan's latest job
     cron: Mapped[str | None] = mapped_column(String(100))  # five fields, or None with every_seconds
     every_seconds: Mapped[int | None] = mapped_column(Integer)
     last_run_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,10 +1,11 @@
-"""Celery beat's schedule from the ``schedules`` table: ``facelabel retrain schedule`` adds a
-row and beat sends the retraining task from then on, without a restart.
+"""Celery beat's schedule from the ``schedules`` table: ``facelabel retrain schedule`` and
+``facelabel rescan schedule`` add a row and beat sends its task from then on, without a restart.
 
 The table is re-read every ``RELOAD_SECONDS``; each firing stores ``last_run_at``, so a
-restarted beat neither repeats nor forgets a run, and creates the run row before sending
-its id, so a firing while another run is queued or running is recorded as skipped. Cron
-expressions are in UTC.
+restarted beat neither repeats nor forgets a run. A retraining's firing creates the run row
+before sending its id, so a firing while another run is queued or running is recorded as
+skipped; a rescan's firing is skipped while the schedule's last job is still being labelled
+(worker/rescan.py). Cron expressions are in UTC.
 """
 
 from __future__ import annotations
@@ -21,18 +22,22 @@ from sqlalchemy import select, update
 
 from db.engine import open_database
 from db.models import Schedule
-from db.schedules import ScheduleError
+from db.schedules import RESCAN, RETRAIN, ScheduleError
 from db.training_runs import RunBusy, claim_run, end_unsent, start_run
 from facelabel.clock import utcnow
+from facelabel.links import redis_client
 from facelabel.settings import get_settings
 from worker.lease import training_lock_held
 from worker.reconciler import resend_lost
+from worker.rescan import busy
 
 log = logging.getLogger(__name__)
 RELOAD_SECONDS = 5.0
 RECONCILE_SECONDS = 10.0
 RETRAIN_TASK = "facelabel.retrain"
-ENTRY_PREFIX = "retrain-"  # + the schedule's id
+RESCAN_TASK = "facelabel.rescan"
+# each kind's entry: its name's prefix (+ the schedule's id), its task and queue
+ENTRIES = {RETRAIN: ("retrain-", RETRAIN_TASK, "train"), RESCAN: ("rescan-", RESCAN_TASK, "label")}
 CRON_FIELDS = ("minute", "hour", "day of month", "month", "day of week")
 
 
@@ -83,15 +88,16 @@ class DatabaseScheduler(Scheduler):
             self._loaded = time.monotonic()
         entries = {}
         for row in rows:
-            name = f"{ENTRY_PREFIX}{row.id}"
+            prefix, task, queue = ENTRIES[row.kind]
+            name = f"{prefix}{row.id}"
             kept = self.data.get(name)
             entries[name] = ScheduleEntry(
                 name=name,
-                task=RETRAIN_TASK,
+                task=task,
                 schedule=every(dt.timedelta(seconds=row.every_seconds))
                 if row.every_seconds
                 else parse_cron(row.cron),
-                options={"queue": "train"},
+                options={"queue": queue},
                 last_run_at=kept.last_run_at if kept else (row.last_run_at or row.created_at),
                 app=self.app,
             )
@@ -107,7 +113,9 @@ class DatabaseScheduler(Scheduler):
     def apply_async(self, entry, producer=None, advance=True, **kwargs):
         """Queue a run row, then send the task for it: while another run is queued or running,
         the firing is recorded as a skipped run instead of a second training waiting in line."""
-        schedule_id = int(entry.name.removeprefix(ENTRY_PREFIX))
+        if entry.task == RESCAN_TASK:
+            return self._rescan(entry, producer=producer, advance=advance, **kwargs)
+        schedule_id = int(entry.name.removeprefix(ENTRIES[RETRAIN][0]))
         settings = get_settings()
         sessions = open_database(settings.database)
         with sessions.begin() as session:
@@ -131,3 +139,18 @@ class DatabaseScheduler(Scheduler):
             with sessions.begin() as session:
                 end_unsent(session, run_id, "could not be sent to the broker")
             raise
+
+    def _rescan(self, entry, **kwargs):
+        """Send the rescan of a schedule whose last job is done; skip it (a log line) if not."""
+        schedule_id = int(entry.name.removeprefix(ENTRIES[RESCAN][0]))
+        settings = get_settings()
+        with open_database(settings.database).begin() as session:
+            session.execute(update(Schedule).where(Schedule.id == schedule_id).values(last_run_at=utcnow()))
+            row = session.get(Schedule, schedule_id)
+            reason = busy(session, redis_client(settings.broker), row) if row else "removed"
+        if reason:
+            log.warning("rescan schedule %d: skipped, %s", schedule_id, reason)
+            return None
+        entry = copy.copy(entry)
+        entry.kwargs = {"schedule_id": schedule_id}
+        return super().apply_async(entry, **kwargs)

@@ -74,23 +74,24 @@ def rescan_task(schedule_id: int) -> dict:
 
     Acknowledged on receipt: a rescan lost with its worker is made by the next firing.
     """
-    import redis
-
     from facelabel.errors import FacelabelError
+    from facelabel.links import redis_client
     from worker.rescan import rescan
 
     settings = get_settings()
     with app.producer_or_acquire() as producer:
 
         def send(job_id: int, chunk: list[str], chunk_id: int) -> None:
-            label_chunk_task.apply_async(args=(job_id, chunk), kwargs={"chunk_id": chunk_id}, producer=producer)
+            label_chunk_task.apply_async(
+                args=(job_id, chunk), kwargs={"chunk_id": chunk_id}, producer=producer
+            )
 
         try:
             job_id = rescan(
                 open_database(settings.database),
                 settings,
                 schedule_id,
-                client=redis.Redis.from_url(settings.broker),
+                client=redis_client(settings.broker),
                 send=send,
             )
         except FacelabelError as exc:  # outside FACELABEL_DATA_ROOTS, a prefix gone: next firing
