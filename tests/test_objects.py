@@ -159,6 +159,24 @@ def test_a_worker_s_data_roots_bound_object_reads(store, tmp_path):
         )
 
 
+def test_data_roots_take_url_prefixes_beside_folders(store, tmp_path, sqlite_url, monkeypatch):
+    from facelabel.settings import get_settings
+
+    bucket_of(store, "rooted", tmp_path, 1, prefix="a/")
+    monkeypatch.setenv("FACELABEL_DATA_ROOTS", f"{tmp_path}:s3://rooted/a/:/srv")
+    get_settings.cache_clear()
+    try:
+        assert get_settings().data_roots == (tmp_path.resolve(), "s3://rooted/a", Path("/srv"))
+        refused = run("--db", sqlite_url, "label", "s3://rooted/", "--aligned")
+        assert run("--db", sqlite_url, "label", "s3://rooted/a/", "--aligned").exit_code == 0
+        assert len(rows_of(sqlite_url)) == 1
+    finally:
+        monkeypatch.delenv("FACELABEL_DATA_ROOTS")
+        get_settings.cache_clear()
+    assert refused.exit_code == 1
+    assert refused.output.strip().startswith("Error: s3://rooted is outside FACELABEL_DATA_ROOTS")
+
+
 def test_a_missing_and_a_too_large_object_are_failure_rows(store, tmp_path, sqlite_url):
     """Objects handed to a job as the watcher hands files (one gone since it was seen)."""
     from facelabel.cli.common import sessions_for
@@ -248,7 +266,8 @@ def test_review_thumbnails_of_objects(store, tmp_path, sqlite_url):
     from facelabel.web.app import create_app
 
     bucket_of(store, "review", tmp_path, 1)
-    assert run("--db", sqlite_url, "label", "s3://review/2024/", "--aligned").exit_code == 0
+    result = run("--db", sqlite_url, "label", "s3://review/2024/", "--aligned")
+    assert result.exit_code == 0, result.output
     settings = Settings(db_url=sqlite_url, cache_dir=tmp_path / "cache")
     web = TestClient(create_app(settings, sessions_for(settings), token=None))
     (rid,) = re.findall(r'href="/face/(\d+)"', web.get("/faces").text)
