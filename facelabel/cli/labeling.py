@@ -339,7 +339,8 @@ def default_processes(settings, queues: str, cpus: int) -> tuple[int, int]:
 @click.pass_obj
 def beat(settings, loglevel):
     """The Celery beat scheduler (one per deployment): sends retraining runs to queue
-    ``train`` as the schedules in the database say (`facelabel retrain schedule`), and
+    ``train`` and rescans of URL prefixes to queue ``label`` as the schedules in the
+    database say (`facelabel retrain schedule`, `facelabel rescan schedule`), and
     every few seconds sends again the chunks a dead worker or a lost broker dropped."""
     os.environ["FACELABEL_DB_URL"] = settings.db_url
     from facelabel.settings import get_settings
