@@ -72,32 +72,41 @@ def test_enqueue_wait_labels_a_folder_through_a_worker(tmp_path, stack_env, work
 
 
 def test_worker_killed_mid_job_loses_and_duplicates_nothing(tmp_path, stack_env, workers):
+    """Redis hands the dead worker's unacknowledged chunks back after the visibility timeout.
+    A message it had popped but not yet recorded as unacknowledged (kombu's window between
+    BRPOP and its unacked hash, wider on a busy machine) is the ledger's to send again, so
+    beat runs beside the workers, as in every deployment."""
     count = 320
     images.folder_of_images(tmp_path / "photos", count)
     engine = create_engine(stack_env["FACELABEL_DB_URL"])
-    first = workers("doomed")
-    result = facelabel(stack_env, "enqueue", str(tmp_path / "photos"), "--aligned")
-    assert result.returncode == 0, result.stderr
-    job_id = int(result.stdout.strip())
+    beat = _beat(stack_env, tmp_path / "beat.log")
+    try:
+        first = workers("doomed")
+        result = facelabel(stack_env, "enqueue", str(tmp_path / "photos"), "--aligned")
+        assert result.returncode == 0, result.stderr
+        job_id = int(result.stdout.strip())
 
-    def finished():
-        with engine.connect() as connection:
-            return connection.execute(
-                select(func.count()).where(JobItem.job_id == job_id, JobItem.status != "pending")
-            ).scalar()
+        def finished():
+            with engine.connect() as connection:
+                return connection.execute(
+                    select(func.count()).where(JobItem.job_id == job_id, JobItem.status != "pending")
+                ).scalar()
 
-    wait_for(lambda: finished() >= 48, timeout=120, interval=0.02, what="the first worker to make progress")
-    first.kill()
-    done_at_kill = finished()
-    assert 0 < done_at_kill < count, "the worker finished before it could be killed"
+        wait_for(lambda: finished() >= 48, timeout=120, interval=0.02, what="the first worker's progress")
+        first.kill()
+        done_at_kill = finished()
+        assert 0 < done_at_kill < count, "the worker finished before it could be killed"
 
-    workers("rescuer")
-    wait_for(
-        lambda: job_status(engine, job_id) == "complete",
-        timeout=180,
-        interval=0.5,
-        what="the job to complete",
-    )
+        workers("rescuer")
+        wait_for(
+            lambda: job_status(engine, job_id) == "complete",
+            timeout=180,
+            interval=0.5,
+            what="the job to complete",
+        )
+    finally:
+        beat.terminate()
+        beat.wait(timeout=30)
     with engine.connect() as connection:
         per_image = connection.execute(
             text(
