@@ -104,6 +104,17 @@ class WorkerProcess:
         self.handle.close()
 
 
+def start_beat(env: dict[str, str], log: Path) -> subprocess.Popen:
+    """``facelabel beat`` (the schedules and the chunk reconciler) in its own process group."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "facelabel", "beat", "--loglevel", "INFO"],
+        env={**os.environ, **env},
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 def wait_for(
     condition: Callable[[], bool], timeout: float, interval: float = 0.05, what: str = "condition"
 ) -> None:

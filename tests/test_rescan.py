@@ -7,10 +7,7 @@ on loopback, as in tests/test_objects.py."""
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import urllib.request
 
 import pytest
@@ -25,7 +22,7 @@ from db.schedules import RESCAN, add_schedule
 from facelabel.cli import main
 from facelabel.settings import BUNDLED_MODEL, get_settings
 from tests import images
-from tests.helpers import WorkerProcess, wait_for
+from tests.helpers import WorkerProcess, start_beat, wait_for
 from tests.test_objects import bucket_of, store  # noqa: F401  (store: the fixture)
 from tests.test_workers import facelabel
 from worker.lease import Lease
@@ -143,13 +140,7 @@ def test_beat_runs_a_schedule_added_while_it_runs_and_labels_only_new_objects(
     }
     port = free_port()
     worker = WorkerProcess("w1", env, tmp_path / "w1.log", "--concurrency", "1", "--metrics-port", str(port))
-    beat = subprocess.Popen(
-        [sys.executable, "-m", "facelabel", "beat"],
-        env={**os.environ, **env},
-        stdout=open(tmp_path / "beat.log", "wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    beat = start_beat(env, tmp_path / "beat.log")
     sessions = open_database(pg_url)
 
     def results() -> int:

@@ -17,7 +17,7 @@ import pytest
 from facelabel.artifact import load_artifact
 from facelabel.settings import BUNDLED_MODEL
 from tests import images
-from tests.helpers import WorkerProcess, wait_for
+from tests.helpers import WorkerProcess, start_beat, wait_for
 
 pytestmark = pytest.mark.slow
 BUNDLED = load_artifact(BUNDLED_MODEL).name
@@ -93,13 +93,7 @@ def test_schedule_trains_gate_decides_and_workers_switch(tmp_path, pg_url, redis
     try:
         labeller = start("labeller")
         trainer = start("trainer", "-Q", "train", FACELABEL_PROMOTE_TOLERANCE="1.0")
-        beat = subprocess.Popen(
-            [sys.executable, "-m", "facelabel", "beat"],
-            env={**os.environ, **env},
-            stdout=open(tmp_path / "beat.log", "wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        beat = start_beat(env, tmp_path / "beat.log")
 
         first = tmp_path / "first"
         images.folder_of_images(first, 16)

@@ -15,7 +15,7 @@ from db.models import Job, JobItem, Result
 from facelabel.cli.labeling import default_processes
 from facelabel.settings import read_settings
 from tests import images
-from tests.helpers import WorkerProcess, wait_for
+from tests.helpers import WorkerProcess, start_beat, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +79,7 @@ def test_worker_killed_mid_job_loses_and_duplicates_nothing(tmp_path, stack_env,
     count = 320
     images.folder_of_images(tmp_path / "photos", count)
     engine = create_engine(stack_env["FACELABEL_DB_URL"])
-    beat = _beat(stack_env, tmp_path / "beat.log")
+    beat = start_beat(stack_env, tmp_path / "beat.log")
     try:
         first = workers("doomed")
         result = facelabel(stack_env, "enqueue", str(tmp_path / "photos"), "--aligned")
@@ -133,22 +133,12 @@ def ledger_env(stack_env):
     return {k: v for k, v in stack_env.items() if k != "FACELABEL_VISIBILITY_TIMEOUT"}
 
 
-def _beat(env, log):
-    return subprocess.Popen(
-        [sys.executable, "-m", "facelabel", "beat", "--loglevel", "INFO"],
-        env={**os.environ, **env},
-        stdout=open(log, "wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
 def test_a_killed_worker_s_chunk_is_sent_again_by_the_ledger_within_a_minute(tmp_path, ledger_env):
     count = 800
     images.folder_of_images(tmp_path / "photos", count)
     engine = create_engine(ledger_env["FACELABEL_DB_URL"])
     doomed = WorkerProcess("doomed", ledger_env, tmp_path / "doomed.log")
-    beat = _beat(ledger_env, tmp_path / "beat.log")
+    beat = start_beat(ledger_env, tmp_path / "beat.log")
     rescuer = None
     try:
         job_id = int(facelabel(ledger_env, "enqueue", str(tmp_path / "photos"), "--aligned").stdout.strip())
@@ -186,7 +176,7 @@ def test_chunks_a_restarted_broker_lost_are_sent_again(tmp_path, ledger_env):
     engine = create_engine(ledger_env["FACELABEL_DB_URL"])
     job_id = int(facelabel(ledger_env, "enqueue", str(tmp_path / "photos"), "--aligned").stdout.strip())
     redis.Redis.from_url(ledger_env["FACELABEL_BROKER_URL"]).flushdb()
-    beat = _beat(ledger_env, tmp_path / "beat.log")
+    beat = start_beat(ledger_env, tmp_path / "beat.log")
     worker = WorkerProcess("w1", ledger_env, tmp_path / "w1.log")
     try:
         wait_for(
